@@ -1,0 +1,70 @@
+"""Plots (optional extra ``diqkd[plot]``): matplotlib is imported only when a plot is asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from diqkd.errors import DiqkdError
+
+__all__ = ["plot_link"]
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DiqkdError(
+            "plotting needs matplotlib: install the plot extra, pip install 'diqkd[plot]'"
+        ) from None
+    return plt
+
+
+def plot_link(
+    curve: Sequence[dict[str, float]],
+    marks: Sequence[dict[str, float]],
+    out: Path,
+    *,
+    title: str,
+) -> Path:
+    """Plot S, QBER, fidelity and heralded-event rate against distance into ``out`` (PNG/PDF/SVG).
+
+    ``curve`` is a dense sweep (lines), ``marks`` the requested distances (points); both are
+    lists of :meth:`diqkd.physics.LinkPoint.summary` dictionaries.
+    """
+    if out.suffix.lower() not in {".png", ".pdf", ".svg"}:
+        raise DiqkdError(f"plot file must end in .png, .pdf or .svg, got {out.name!r}")
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    panels = [
+        ("chsh", "CHSH value S", axes[0][0]),
+        ("qber", "QBER (key rounds)", axes[0][1]),
+        ("fidelity", "fidelity to Ψ⁺", axes[1][0]),
+        ("herald_rate_hz", "heralded events per second", axes[1][1]),
+    ]
+    d_curve = [p["distance_km"] for p in curve]
+    d_marks = [p["distance_km"] for p in marks]
+    for key, label, ax in panels:
+        ax.plot(d_curve, [p[key] for p in curve], color="C0")
+        ax.plot(d_marks, [p[key] for p in marks], "o", color="C1")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][0].axhline(2.0, color="grey", ls="--", lw=1, label="local bound 2")
+    axes[0][0].axhline(2 * 2**0.5, color="grey", ls=":", lw=1, label="Tsirelson 2√2")
+    axes[0][0].legend(loc="lower left", fontsize=8)
+    axes[1][1].set_yscale("log")
+    for ax in axes[1]:
+        ax.set_xlabel("fiber length (km)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, dpi=120)
+    except OSError as exc:
+        raise DiqkdError(f"cannot write plot {str(out)!r}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out

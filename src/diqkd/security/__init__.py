@@ -1,0 +1,19 @@
+"""Security analysis: key-rate bounds. Never imports :mod:`diqkd.physics`."""
+
+from diqkd.security.asymptotic import (
+    TSIRELSON_BOUND,
+    binary_entropy,
+    noisy_preprocessing_entropy,
+    noisy_preprocessing_rate,
+    optimal_noisy_preprocessing_rate,
+    pironio_rate,
+)
+
+__all__ = [
+    "TSIRELSON_BOUND",
+    "binary_entropy",
+    "noisy_preprocessing_entropy",
+    "noisy_preprocessing_rate",
+    "optimal_noisy_preprocessing_rate",
+    "pironio_rate",
+]
