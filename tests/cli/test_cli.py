@@ -50,7 +50,7 @@ def test_link_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
 def test_link_human_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "link", "-d", "11,100")
     assert code == 0
-    assert "CHSH" in out and "QBER" in out and "ustc-2026" in out
+    assert "fidelity" in out and "QBER" in out and "ustc-2026" in out
 
 
 def test_link_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -64,30 +64,23 @@ def link(
         )
         return
     table = Table(title=f"link model — {prof.name} ({prof.heralding.scheme} heralding)")
-    for col in (
-        "km",
-        "P(herald)",
-        "attempts/s",
-        "events/s",
-        "fidelity",
-        "CHSH S",
-        "QBER",
-        "key/event*",
-    ):
-        table.add_column(col, justify="right")
+    for col in ("km", "p(herald)", "tries/s", "events/s", "fidelity", "S", "QBER", "key/ev*"):
+        table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             fmt(row["distance_km"]),
             fmt(row["herald_probability"], 3),
-            fmt(row["attempt_rate_hz"], 4),
+            f"{row['attempt_rate_hz']:.0f}",
             fmt(row["herald_rate_hz"], 3),
             f"{row['fidelity']:.4f}",
             f"{row['chsh']:.4f}",
             f"{row['qber']:.4f}",
-            f"{row['asymptotic_key_per_event']:.4f}",
+            f"{row['asymptotic_key_per_event']:.3f}",
         )
     console.print(table)
     console.print(
+        "p(herald) per attempt; tries/s = attempts per second while running; events/s = "
+        "heralded events per wall-clock second (duty cycle included).\n"
         "* asymptotic key bits per event, noisy preprocessing (Ho et al., PRL 124, 230502 "
         "(2020)), collective attacks; finite-size keys need `diqkd rate` (coming)."
     )

@@ -63,7 +63,7 @@ def spi_state(
     Each atom starts in ``√α|↑⟩ + √(1−α)|↓⟩`` and emits a photon only from ``|↑⟩``; the photons
     meet on a beam splitter and exactly one click of one of two threshold detectors heralds.
     Following the error model of Humphreys et al., Nature 558, 268 (2018) (Methods) and
-    Hermans et al., NJP 25, 013011 (2023) (Sec. 3), per detector D+:
+    Hermans et al., NJP 25, 013011 (2023), arXiv:2208.07449 (Sec. 3), per detector D+:
 
     * single excitation, photon detected (prob. ``α(1−α)η/2`` per arm): the coherent part
       ``|Ψ+⟩``, with coherence reduced by the photon overlap ``√V``, the phase noise

@@ -1,0 +1,81 @@
+"""Each package's public API is explicit and pinned (ARCHITECTURE.md, style rule 8)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PINNED = {
+    "diqkd": ["__version__"],
+    "diqkd.physics": [
+        "BellStatistics",
+        "HeraldedState",
+        "LinkBudget",
+        "LinkPoint",
+        "RoundChunk",
+        "bell_statistics",
+        "chsh_from_correlations",
+        "counts_from_rounds",
+        "heralded_state",
+        "link_budget",
+        "link_point",
+        "link_sweep",
+        "qber_from_correlations",
+        "sample_counts",
+        "sample_rounds",
+        "sample_rounds_array",
+        "spi_state",
+        "two_photon_state",
+    ],
+    "diqkd.security": [
+        "TSIRELSON_BOUND",
+        "binary_entropy",
+        "noisy_preprocessing_entropy",
+        "noisy_preprocessing_rate",
+        "optimal_noisy_preprocessing_rate",
+        "pironio_rate",
+    ],
+    "diqkd.errors": [
+        "DiqkdError",
+        "ModelError",
+        "ProfileError",
+        "ProtocolAbort",
+        "RecordsError",
+        "UnitError",
+        "VerificationFailed",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PINNED))
+def test_all_is_pinned_and_importable(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(PINNED[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name} is listed but missing"
+
+
+def test_layers_do_not_import_upwards() -> None:
+    """security/ and records/ never import physics/ (they work on numbers and bits)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(importlib.import_module("diqkd").__file__).parent  # type: ignore[arg-type]
+    forbidden = {
+        "security": ("diqkd.physics", "diqkd.profiles", "diqkd.cli", "typer"),
+        "records": ("diqkd.physics", "diqkd.profiles", "diqkd.security", "diqkd.cli", "typer"),
+        "profiles": ("diqkd.physics", "diqkd.records", "diqkd.security", "diqkd.cli", "typer"),
+        "physics": ("diqkd.records", "diqkd.security", "diqkd.cli", "typer"),
+    }
+    for layer, banned in forbidden.items():
+        for path in (root / layer).rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                for name in names:
+                    assert not name.startswith(banned), f"{path} imports {name}"
