@@ -13,6 +13,7 @@ import pytest
 from diqkd.errors import RecordsError
 from diqkd.records import (
     RecordsMetadata,
+    iter_records,
     read_csv_records,
     read_metadata,
     read_records,
@@ -241,3 +242,40 @@ def test_read_metadata_of_csv(tmp_path: Path) -> None:
     path = csv_file(tmp_path, '# source = "simulation"\n# seed = 3\n' + HEADER + ROWS[0])
     meta = read_metadata(path)
     assert meta.source == "simulation" and meta.seed == 3
+
+
+def test_bad_field_count_after_an_earlier_bad_value(tmp_path: Path) -> None:
+    rows = list(ROWS)
+    rows[1] = "3,abc,1,0,0,1\n"
+    rows[2] = "4,0.75,0,1,1\n"
+    expect(csv_file(tmp_path, HEADER + "".join(rows)), r"row 1 \(line 3\), column 't_s': 'abc'")
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (lambda line: line[: line.rindex(",")], r"row 15000 \(line 15013\): expected 6 .* found 5"),
+        (
+            lambda line: line[: line.rindex(",")] + ",2",
+            r"row 15000 \(line 15013\), column 'b': value 2",
+        ),
+    ],
+)
+def test_errors_deep_in_a_large_csv(
+    tmp_path: Path,
+    meta: RecordsMetadata,
+    make_batch: Callable[..., Batch],
+    edit: Callable[[str], str],
+    pattern: str,
+) -> None:
+    good = tmp_path / "good.csv"
+    write_csv_records(good, [make_batch(20_000)], meta)
+    lines = good.read_text().splitlines()
+    first_data = lines.index("round,t_s,x,y,a,b") + 1
+    assert first_data + 15000 + 1 == 15013  # 1-based line of data row 15000
+    lines[first_data + 15000] = edit(lines[first_data + 15000])
+    bad = csv_file(tmp_path, "\n".join(lines) + "\n", "bad.csv")
+    for batch_rows in (1000, 1 << 20):
+        with pytest.raises(RecordsError, match=pattern):
+            for _ in iter_records(bad, batch_rows):
+                pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from diqkd.errors import DiqkdError, RecordsError
 from diqkd.records import (
@@ -284,3 +287,39 @@ def test_n_rounds_disagreeing_with_the_footer(
 def test_errors_are_in_the_diqkd_tree() -> None:
     assert issubclass(RecordsError, DiqkdError)
     assert issubclass(RecordsError, ValueError)
+
+
+@given(
+    n=st.integers(1, 40),
+    data=st.data(),
+    column=st.sampled_from(["x", "y", "a", "b", "t_s"]),
+    suffix=st.sampled_from([".parquet", ".csv"]),
+)
+def test_any_bad_cell_is_located(n: int, data: st.DataObject, column: str, suffix: str) -> None:
+    """One bad cell anywhere in a valid file: the error names exactly its row and column."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    batch: Batch = {
+        "round": np.cumsum(rng.integers(1, 9, n)).astype(np.uint64),
+        "t_s": np.cumsum(rng.exponential(1.0, n)),
+        **{k: rng.integers(0, 3 if k == "y" else 2, n, dtype=np.uint8) for k in "xyab"},
+    }
+    row = data.draw(st.integers(0, n - 1))
+    meta = RecordsMetadata(source="experiment", created_utc="2026-01-01T00:00:00Z")
+    if column == "t_s":
+        batch = mutate(batch, "t_s", row, data.draw(st.sampled_from([np.nan, np.inf, -np.inf])))
+    else:
+        batch = mutate(batch, column, row, data.draw(st.integers(3, 255)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"bad{suffix}"
+        if suffix == ".parquet":
+            raw_parquet(path, batch, meta_json(meta))
+        else:
+            lines = [",".join(batch) + "\n"]
+            lines += [",".join(repr(batch[k][i].item()) for k in batch) + "\n" for i in range(n)]
+            path.write_text("".join(lines))
+        batch_rows = data.draw(st.integers(1, 50))
+        with pytest.raises(
+            RecordsError, match=rf"row {row}( \(line {row + 2}\))?, column '{column}'"
+        ):
+            for _ in iter_records(path, batch_rows):
+                pass

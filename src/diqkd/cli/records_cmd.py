@@ -17,7 +17,7 @@ from rich.table import Table
 from diqkd.cli._common import console, emit_json, err_console, fmt
 from diqkd.errors import DiqkdError
 from diqkd.records import convert_records, iter_records, read_metadata
-from diqkd.records.summary import RecordsSummary, SummaryAccumulator
+from diqkd.records.stats import RecordsSummary, SummaryAccumulator
 
 __all__ = ["app"]
 

@@ -17,7 +17,7 @@ from diqkd.records.files import (
 )
 from diqkd.records.parquet_io import RecordsWriter, write_records
 from diqkd.records.schema import COLUMNS, METADATA_KEY, SCHEMA_VERSION, RecordsMetadata
-from diqkd.records.summary import RecordsSummary, summary
+from diqkd.records.stats import RecordsSummary, summary
 
 __all__ = [
     "COLUMNS",

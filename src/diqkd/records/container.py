@@ -105,4 +105,6 @@ def concat_batches(
         name: np.concatenate(parts) if parts else np.empty(0, dtype=COLUMNS[name])
         for name, parts in chunks.items()
     }
+    for arr in merged.values():
+        arr.flags.writeable = False  # fresh arrays: Records may keep them without a copy
     return Records.from_columns(metadata, merged)

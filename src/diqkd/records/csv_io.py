@@ -246,11 +246,11 @@ def iter_csv_records(
 def _iter_body(
     head: _Head, meta: RecordsMetadata, validator: BatchValidator, batch_rows: int
 ) -> Iterator[tuple[RecordsMetadata, dict[str, npt.NDArray[Any]]]]:
-    invalid: list[str] = []
+    bad_rows: list[str] = []
 
     def on_invalid_row(row: Any) -> str:
-        invalid.append(str(row.text))
-        return "error"
+        bad_rows.append(str(row.text))
+        return "skip"  # located and reported below, after the rows before it are checked
 
     block = max(1 << 16, min(batch_rows * 40, 1 << 26))
     source = pa.OSFile(str(head.path))
@@ -262,7 +262,9 @@ def _iter_body(
                 if reader is None:
                     reader = pcsv.open_csv(
                         source,
-                        read_options=pcsv.ReadOptions(column_names=head.names, block_size=block),
+                        read_options=pcsv.ReadOptions(
+                            column_names=head.names, block_size=block, use_threads=False
+                        ),
                         parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
                         convert_options=pcsv.ConvertOptions(
                             column_types=dict.fromkeys(head.names, pa.string()),
@@ -272,31 +274,38 @@ def _iter_body(
                     )
                 batch = reader.read_next_batch()
             except StopIteration:
-                return
+                break
             except (OSError, pa.ArrowException) as exc:
-                raise _read_error(head, validator, exc, bool(invalid)) from exc
+                raise RecordsError(
+                    f"{head.path}: cannot parse the CSV after row {validator.rows_seen} "
+                    f"({_one_line(exc)})"
+                ) from exc
+            bad = head.first_bad_line() if bad_rows else None
+            if bad is not None and bad[0] - validator.rows_seen < batch.num_rows:
+                batch = batch.slice(0, bad[0] - validator.rows_seen)
+            else:
+                bad = None
             for start in range(0, batch.num_rows, batch_rows):
                 piece = batch.slice(start, batch_rows)
                 columns = parse_string_columns(
                     {name: piece.column(name) for name in COLUMNS}, validator
                 )
                 yield meta, columns
+            if bad is not None:
+                raise _field_count_error(head, bad)
+        if bad_rows:  # defensive: a skipped row that was not located above
+            found = head.first_bad_line()
+            if found is not None:
+                raise _field_count_error(head, found)
     finally:
         source.close()
 
 
-def _read_error(
-    head: _Head, validator: BatchValidator, exc: BaseException, bad_row: bool
-) -> RecordsError:
-    found = head.first_bad_line() if bad_row else None
-    if found is not None:
-        row, line, count, text = found
-        return RecordsError(
-            f"{head.path}: row {row} (line {line}): expected {_N} comma-separated values, "
-            f"found {count} ({text!r}); the line is truncated or a value is missing"
-        )
+def _field_count_error(head: _Head, bad: tuple[int, int, int, str]) -> RecordsError:
+    row, line, count, text = bad
     return RecordsError(
-        f"{head.path}: cannot parse the CSV after row {validator.rows_seen} ({_one_line(exc)})"
+        f"{head.path}: row {row} (line {line}): expected {_N} comma-separated values, "
+        f"found {count} ({text!r}); the line is truncated or a value is missing"
     )
 
 

