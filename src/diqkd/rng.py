@@ -16,7 +16,7 @@ import numpy as np
 
 from diqkd.errors import DiqkdError
 
-__all__ = ["SeedLike", "make_rng", "secret_bytes", "spawn"]
+__all__ = ["SeedLike", "fresh_seed", "make_rng", "secret_bytes", "spawn"]
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator | None
 
@@ -37,6 +37,15 @@ def make_rng(seed: SeedLike) -> np.random.Generator:
     if isinstance(seed, int) and seed < 0:
         raise DiqkdError(f"seed must be a non-negative integer, got {seed}")
     return np.random.default_rng(seed)
+
+
+def fresh_seed() -> int:
+    """A new non-negative 63-bit simulation seed from OS entropy, to record for reproducibility.
+
+    For *simulations* that were not given a seed: the seed is drawn, used and written down
+    (in the records file and the command output), so the run can be repeated exactly.
+    """
+    return secrets.randbits(63)
 
 
 def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:

@@ -18,6 +18,7 @@ from diqkd.physics.correlations import chsh_from_correlations, qber_from_correla
 from diqkd.physics.sampler import counts_from_rounds, sample_counts, sample_rounds
 from diqkd.profiles import load_profile
 from diqkd.records import RecordsMetadata, write_csv_records, write_records
+from diqkd.rng import fresh_seed, make_rng
 
 __all__ = ["simulate"]
 
@@ -72,8 +73,8 @@ def simulate(
     prof = load_profile(profile)
     lp = link_point(prof, distance)
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (1 << 63))  # type: ignore[operator]
-    rng = np.random.default_rng(seed)
+        seed = fresh_seed()
+    rng = make_rng(seed)
     started = time.perf_counter()
     if counts_only:
         counts = sample_counts(
