@@ -30,11 +30,14 @@ PINNED = {
     ],
     "diqkd.security": [
         "TSIRELSON_BOUND",
+        "Certificate",
+        "Epsilons",
         "binary_entropy",
         "noisy_preprocessing_entropy",
         "noisy_preprocessing_rate",
         "optimal_noisy_preprocessing_rate",
         "pironio_rate",
+        "plob_bound",
     ],
     "diqkd.errors": [
         "DiqkdError",

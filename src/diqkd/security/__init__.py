@@ -8,12 +8,17 @@ from diqkd.security.asymptotic import (
     optimal_noisy_preprocessing_rate,
     pironio_rate,
 )
+from diqkd.security.certificate import Certificate, Epsilons
+from diqkd.security.plob import plob_bound
 
 __all__ = [
     "TSIRELSON_BOUND",
+    "Certificate",
+    "Epsilons",
     "binary_entropy",
     "noisy_preprocessing_entropy",
     "noisy_preprocessing_rate",
     "optimal_noisy_preprocessing_rate",
     "pironio_rate",
+    "plob_bound",
 ]
