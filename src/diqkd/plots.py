@@ -68,3 +68,46 @@ def plot_link(
     finally:
         plt.close(fig)
     return out
+
+
+def plot_rates(
+    curve: Sequence[dict[str, float]],
+    marks: Sequence[dict[str, float]],
+    out: Path,
+    *,
+    title: str,
+) -> Path:
+    """Key bits per attempt against the PLOB bound (per channel use), and key bits per second.
+
+    ``curve``/``marks`` are rows of ``diqkd rate --profile`` (keys ``distance_km``,
+    ``key_bits_per_attempt``, ``plob_bits_per_attempt``, ``key_bits_per_s``).
+    """
+    if out.suffix.lower() not in {".png", ".pdf", ".svg"}:
+        raise DiqkdError(f"plot file must end in .png, .pdf or .svg, got {out.name!r}")
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    d = [p["distance_km"] for p in curve]
+    dm = [p["distance_km"] for p in marks]
+    left.semilogy(d, [p["plob_bits_per_attempt"] for p in curve], "k--", label="PLOB bound")
+    left.semilogy(d, [max(p["key_bits_per_attempt"], 1e-300) for p in curve], label="DI-QKD")
+    left.semilogy(dm, [max(p["key_bits_per_attempt"], 1e-300) for p in marks], "o", color="C1")
+    left.set_ylabel("secret bits per attempt (channel use)")
+    left.legend()
+    right.semilogy(d, [max(p["key_bits_per_s"], 1e-300) for p in curve], label="DI-QKD")
+    right.semilogy(dm, [max(p["key_bits_per_s"], 1e-300) for p in marks], "o", color="C1")
+    right.set_ylabel("secret bits per second")
+    for ax in (left, right):
+        ax.set_xlabel("fiber length (km)")
+        ax.grid(alpha=0.3, which="both")
+        positive = [p["key_bits_per_s"] for p in curve if p["key_bits_per_s"] > 0]
+        if ax is right and positive:
+            ax.set_ylim(min(positive) / 10, max(positive) * 10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, dpi=120)
+    except OSError as exc:
+        raise DiqkdError(f"cannot write plot {str(out)!r}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out
