@@ -295,7 +295,11 @@ def print_report(report: dict[str, Any]) -> None:
         scheme = "two-photon, like-for-like" if row["like_for_like"] else "SPI vs two-photon"
         print(f"\n== profile {row['profile']} ({scheme})")
         for peer in row["peers"]:
-            label = f"SeQUeNCe {peer.get('version', '')} {peer['params']['protocol']}".strip()
+            label = " ".join(
+                part
+                for part in ("SeQUeNCe", peer.get("version"), peer["params"]["protocol"])
+                if part
+            )
             print(f"-- {label}")
             if not peer.get("available"):
                 print(f"   {peer['reason']}")
