@@ -1,0 +1,71 @@
+"""``diqkd rate``: asymptotic JSON contract, per-distance rates, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diqkd.cli.main import run_cli
+from diqkd.security import optimal_noisy_preprocessing_rate, pironio_rate
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = run_cli(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_asymptotic_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "rate", "--chsh", "2.7", "--qber", "0.03", "--method", "pironio", "--json"
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["method"] == "pironio"
+    assert doc["asymptotic_rate"] == pytest.approx(pironio_rate(2.7, 0.03))
+    code, out, _ = run(capsys, "rate", "--chsh", "2.7", "--qber", "0.03", "--json")
+    doc = json.loads(out)
+    assert doc["method"] == "noisy-preprocessing"
+    assert doc["asymptotic_rate"] == pytest.approx(optimal_noisy_preprocessing_rate(2.7, 0.03)[0])
+
+
+def test_no_key_is_zero_with_reason_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "rate", "--chsh", "2.0", "--qber", "0.1", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["asymptotic_rate"] == 0.0 and doc["reason"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["rate", "--chsh", "2.9", "--qber", "0.01"], "2√2"),
+        (["rate", "--chsh", "2.5", "--qber", "0.6"], "[0, 0.5]"),
+        (["rate", "--chsh", "2.5", "--qber", "-0.1"], "[0, 0.5]"),
+        (["rate", "--chsh", "2.5"], "--qber"),
+        (["rate", "--chsh", "2.5", "--qber", "0.02", "--rounds", "0"], "--rounds"),
+        (["rate", "--chsh", "2.5", "--qber", "0.02", "--method", "magic"], "--method"),
+    ],
+)
+def test_impossible_inputs_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_profile_rates_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "rate.png"
+    code, out, err = run(
+        capsys, "rate", "--profile", "ustc-2026", "-d", "11", "100", "--plot", str(target), "--json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    near, far = doc["points"]
+    assert near["key_per_event"] > far["key_per_event"] > 0
+    assert near["plob_bits_per_attempt"] > near["key_bits_per_attempt"]
+    assert near["key_bits_per_s"] == pytest.approx(near["key_per_event"] * near["herald_rate_hz"])
+    assert target.read_bytes()[:4] == b"\x89PNG"
