@@ -11,7 +11,10 @@ from diqkd.errors import DiqkdError
 __all__ = ["plot_link"]
 
 
-def _pyplot() -> Any:
+def _pyplot(out: Path) -> Any:
+    """matplotlib.pyplot on the Agg backend, after checking the output suffix."""
+    if out.suffix.lower() not in {".png", ".pdf", ".svg"}:
+        raise DiqkdError(f"plot file must end in .png, .pdf or .svg, got {out.name!r}")
     try:
         import matplotlib
 
@@ -22,6 +25,18 @@ def _pyplot() -> Any:
             "plotting needs matplotlib: install the plot extra, pip install 'diqkd[plot]'"
         ) from None
     return plt
+
+
+def _save(plt: Any, fig: Any, out: Path, title: str) -> Path:
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, dpi=120)
+    except OSError as exc:
+        raise DiqkdError(f"cannot write plot {str(out)!r}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+    return out
 
 
 def plot_link(
@@ -36,9 +51,7 @@ def plot_link(
     ``curve`` is a dense sweep (lines), ``marks`` the requested distances (points); both are
     lists of :meth:`diqkd.physics.LinkPoint.summary` dictionaries.
     """
-    if out.suffix.lower() not in {".png", ".pdf", ".svg"}:
-        raise DiqkdError(f"plot file must end in .png, .pdf or .svg, got {out.name!r}")
-    plt = _pyplot()
+    plt = _pyplot(out)
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     panels = [
         ("chsh", "CHSH value S", axes[0][0]),
@@ -59,15 +72,7 @@ def plot_link(
     axes[1][1].set_yscale("log")
     for ax in axes[1]:
         ax.set_xlabel("fiber length (km)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        fig.savefig(out, dpi=120)
-    except OSError as exc:
-        raise DiqkdError(f"cannot write plot {str(out)!r}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return out
+    return _save(plt, fig, out, title)
 
 
 def plot_rates(
@@ -82,9 +87,7 @@ def plot_rates(
     ``curve``/``marks`` are rows of ``diqkd rate --profile`` (keys ``distance_km``,
     ``key_bits_per_attempt``, ``plob_bits_per_attempt``, ``key_bits_per_s``).
     """
-    if out.suffix.lower() not in {".png", ".pdf", ".svg"}:
-        raise DiqkdError(f"plot file must end in .png, .pdf or .svg, got {out.name!r}")
-    plt = _pyplot()
+    plt = _pyplot(out)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     d = [p["distance_km"] for p in curve]
     dm = [p["distance_km"] for p in marks]
@@ -102,12 +105,4 @@ def plot_rates(
         positive = [p["key_bits_per_s"] for p in curve if p["key_bits_per_s"] > 0]
         if ax is right and positive:
             ax.set_ylim(min(positive) / 10, max(positive) * 10)
-    fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        fig.savefig(out, dpi=120)
-    except OSError as exc:
-        raise DiqkdError(f"cannot write plot {str(out)!r}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-    return out
+    return _save(plt, fig, out, title)
