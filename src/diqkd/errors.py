@@ -11,6 +11,7 @@ __all__ = [
     "ModelError",
     "ProfileError",
     "ProtocolAbort",
+    "ReconciliationError",
     "RecordsError",
     "UnitError",
     "VerificationFailed",
@@ -35,6 +36,13 @@ class ModelError(DiqkdError, ValueError):
 
 class RecordsError(DiqkdError, ValueError):
     """A round-record file is malformed; the message names the row and column where known."""
+
+
+class ReconciliationError(DiqkdError, ValueError):
+    """Inputs to reconciliation are malformed (lengths differ, empty, non-binary, out of range).
+
+    A malformed *message* arriving from the channel raises :class:`ProtocolAbort` instead.
+    """
 
 
 class ProtocolAbort(DiqkdError):

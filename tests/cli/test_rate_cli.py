@@ -69,3 +69,45 @@ def test_profile_rates_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert near["plob_bits_per_attempt"] > near["key_bits_per_attempt"]
     assert near["key_bits_per_s"] == pytest.approx(near["key_per_event"] * near["herald_rate_hz"])
     assert target.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_finite_size_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "rate", "--chsh", "2.6713", "--qber", "0.0307", "--rounds", "1200000", "--json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    for key in (
+        "method",
+        "asymptotic_rate",
+        "key_length_bits",
+        "key_rate_per_round",
+        "epsilon_sound",
+        "epsilon_complete",
+        "test_fraction",
+    ):
+        assert key in doc
+    assert doc["epsilon_sound"] <= 1e-6
+    assert doc["key_rate_per_round"] >= 0.112  # the seed's finite-size number
+    assert doc["key_length_bits"] == int(doc["key_rate_per_round"] * 1200000 + 0.5)
+
+
+def test_finite_size_nothing_certified(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "rate", "--chsh", "2.6", "--qber", "0.04", "--rounds", "1000", "--json"
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["key_length_bits"] == 0 and doc["reason"]
+
+
+def test_finite_size_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["rate", "--chsh", "2.6", "--qber", "0.04", "--rounds", "1000"]
+    for extra, needle in (
+        (["--test-fraction", "1.5"], "--test-fraction"),
+        (["--test-fraction", "x"], "--test-fraction"),
+        (["--epsilon-sound", "0"], "--epsilon-sound"),
+        (["--leak-ec", "-5"], "--leak-ec"),
+    ):
+        code, _, err = run(capsys, *base, *extra)
+        assert code == 2 and needle in err

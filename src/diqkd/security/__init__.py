@@ -9,13 +9,21 @@ from diqkd.security.asymptotic import (
     pironio_rate,
 )
 from diqkd.security.certificate import Certificate, Epsilons
+from diqkd.security.finite import (
+    FiniteSizeResult,
+    finite_size_certificate,
+    finite_size_key_length,
+)
 from diqkd.security.plob import plob_bound
 
 __all__ = [
     "TSIRELSON_BOUND",
     "Certificate",
     "Epsilons",
+    "FiniteSizeResult",
     "binary_entropy",
+    "finite_size_certificate",
+    "finite_size_key_length",
     "noisy_preprocessing_entropy",
     "noisy_preprocessing_rate",
     "optimal_noisy_preprocessing_rate",
