@@ -243,6 +243,21 @@ def test_no_key_beyond_noise_threshold() -> None:
     assert "asymptotic rate" in r.reason
 
 
+@pytest.mark.parametrize(("q", "positive"), [(0.075, True), (0.078, True), (0.082, False)])
+def test_large_n_reproduces_the_noisy_preprocessing_threshold(q: float, positive: bool) -> None:
+    """The method's noise threshold tends to the published one of its single-round bound.
+
+    Ho et al., PRL 124, 230502 (2020): noisy preprocessing raises the depolarising-noise
+    threshold of CHSH DI-QKD from 7.1 % to about 8 % (between 8.0 % and 8.2 % for the bound
+    of their Eq. (3), see ``test_asymptotic.py``). At n = 10¹³ with f = 1 the finite-size
+    key must be positive just below and zero just above.
+    """
+    r = finite_size_key_length(
+        chsh=TSIRELSON_BOUND * (1 - 2 * q), qber=q, n_rounds=10**13, ec_efficiency=1.0
+    )
+    assert (r.key_length_bits > 0) is positive
+
+
 def test_no_key_without_violation() -> None:
     r = finite_size_key_length(chsh=1.9, qber=0.01, n_rounds=10**6)
     assert r.key_length_bits == 0

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 import typer
 
 from diqkd import __version__
-from diqkd.cli import link_cmd, profiles_cmd, rate_cmd, records_cmd, simulate_cmd
+from diqkd.cli import (
+    link_cmd,
+    profiles_cmd,
+    rate_cmd,
+    reconcile_cmd,
+    records_cmd,
+    simulate_cmd,
+)
 from diqkd.errors import DiqkdError
 
 __all__ = ["app", "run_cli"]
@@ -48,6 +55,7 @@ def _root(
 app.command("link")(link_cmd.link)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("rate")(rate_cmd.rate)
+app.command("reconcile")(reconcile_cmd.reconcile_cmd)
 app.add_typer(profiles_cmd.app, name="profiles")
 app.add_typer(records_cmd.app, name="records")
 
