@@ -111,3 +111,14 @@ def test_finite_size_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     ):
         code, _, err = run(capsys, *base, *extra)
         assert code == 2 and needle in err
+
+
+def test_numerical_method_matches_analytic(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "rate", "--chsh", "2.6", "--qber", "0.04", "--method", "numerical", "--json"
+    )
+    assert code == 0
+    doc = json.loads(out)
+    analytic = optimal_noisy_preprocessing_rate(2.6, 0.04)[0]
+    # Certified from the dual, hence a lower bound; BFF is tight for CHSH (≤ 1e-3 here).
+    assert analytic - 1e-3 <= doc["asymptotic_rate"] <= analytic + 1e-6

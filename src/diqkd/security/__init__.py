@@ -14,6 +14,7 @@ from diqkd.security.finite import (
     finite_size_certificate,
     finite_size_key_length,
 )
+from diqkd.security.numerical import NumericalBound, numerical_entropy_bound, numerical_key_rate
 from diqkd.security.plob import plob_bound
 
 __all__ = [
@@ -21,11 +22,14 @@ __all__ = [
     "Certificate",
     "Epsilons",
     "FiniteSizeResult",
+    "NumericalBound",
     "binary_entropy",
     "finite_size_certificate",
     "finite_size_key_length",
     "noisy_preprocessing_entropy",
     "noisy_preprocessing_rate",
+    "numerical_entropy_bound",
+    "numerical_key_rate",
     "optimal_noisy_preprocessing_rate",
     "pironio_rate",
     "plob_bound",
