@@ -36,6 +36,7 @@ def test_no_key_is_zero_with_reason_exit_0(capsys: pytest.CaptureFixture[str]) -
     assert code == 0
     doc = json.loads(out)
     assert doc["asymptotic_rate"] == 0.0 and doc["reason"]
+    assert doc["key_length_bits"] == 0
 
 
 @pytest.mark.parametrize(

@@ -57,9 +57,16 @@ def asymptotic(chsh: float, qber: float, method: Method) -> dict[str, Any]:
             "2+ABZ, value certified from a repaired dual-feasible point; noisy preprocessing "
             "with the flip probability of Ho et al. (2020)"
         )
+    positive = max(rate, 0.0)
     return {
         "method": method.value,
-        "asymptotic_rate": max(rate, 0.0),
+        "asymptotic_rate": positive,
+        # The asymptotic limit has no finite key length or ε; every round is a key round.
+        "key_length_bits": None if rate > 0 else 0,
+        "key_rate_per_round": positive,
+        "epsilon_sound": None,
+        "epsilon_complete": None,
+        "test_fraction": 0.0,
         "raw_rate": rate,
         "flip_probability": flip,
         "theorem": theorem,
