@@ -123,8 +123,10 @@ def test_method_choice() -> None:
     assert choose_method(10**4, 0.03) == "cascade"
     alice, bob = noisy_pair(1000, 0.03, 5)
     assert reconcile(alice, bob, method="auto", qber=0.03).method == "cascade"
-    with pytest.raises(DiqkdError, match="LDPC reconciliation not available yet"):
-        reconcile(alice, bob, method="ldpc")
+    alice, bob = noisy_pair(10_000, 0.05, 5)
+    ldpc_result = reconcile(alice, bob, method="ldpc", qber=0.05, rng_seed_for_public_shuffles=1)
+    assert ldpc_result.method == "ldpc"
+    assert np.array_equal(ldpc_result.bob_corrected, alice[ldpc_result.kept_indices])
     with pytest.raises(DiqkdError, match="unknown method"):
         reconcile(alice, bob, method="turbo")  # type: ignore[arg-type]
 

@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 from diqkd.errors import ProtocolAbort
 from diqkd.postproc._cascade_kernels import Backend
 from diqkd.postproc.cascade import CascadeAlice, CascadeBob, as_key_bits, run_cascade
+from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, run_ldpc
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import ReconciliationError, RevealReply, RevealRequest
 from diqkd.rng import fresh_seed
@@ -180,7 +181,8 @@ def reconcile(
         The sifted keys, shape (n,), values 0/1, same length. Neither array is modified.
     method
         ``"cascade"`` (optimised Cascade, :mod:`diqkd.postproc.cascade`), ``"auto"``
-        (:func:`choose_method`), or ``"ldpc"`` (not available yet: raises).
+        (:func:`choose_method`), or ``"ldpc"`` (:mod:`diqkd.postproc.ldpc`: one syndrome and
+        blind reveals; raises :class:`~diqkd.errors.ProtocolAbort` if it never converges).
     qber
         Known or separately estimated QBER in ``[0, 0.5)``. ``None``: estimate it from a
         disclosed sample that is then discarded (module docstring).
@@ -203,14 +205,11 @@ def reconcile(
             f"Alice's key has {alice.size} bits and Bob's {bob.size}: reconcile equal-length "
             "sifted keys (check the sifting step)"
         )
-    if method == "ldpc":
-        raise ReconciliationError(
-            "LDPC reconciliation not available yet: use method='cascade' or method='auto'"
-        )
+    chosen: str
     if method == "auto":
         chosen = choose_method(alice.size, 0.0 if qber is None else float(qber))
-    elif method == "cascade":
-        chosen = "cascade"
+    elif method in ("cascade", "ldpc"):
+        chosen = method
     else:
         raise ReconciliationError(f"unknown method {method!r}: use 'cascade', 'auto' or 'ldpc'")
     if rng_seed_for_public_shuffles is None:
@@ -258,16 +257,31 @@ def reconcile(
     else:
         qber_estimate = float(qber)
 
-    # chosen == "cascade" (the only method so far; an LDPC branch goes here).
-    alice_party = CascadeAlice(alice, backend=backend)
-    bob_party = CascadeBob(bob, qber_estimate, shuffle_seed=shuffle_seed, backend=backend)
-    run = run_cascade(alice_party, bob_party, ledger)
-    rounds += run.rounds
-    messages += run.messages
+    corrected: NDArray[np.uint8]
+    if chosen == "ldpc":
+        ldpc_bob = LdpcBob(bob, qber_estimate)
+        ldpc_run = run_ldpc(
+            LdpcAlice(alice, qber_estimate, code_seed=shuffle_seed >> 1), ldpc_bob, ledger
+        )
+        if not ldpc_run.converged:
+            raise ProtocolAbort(
+                "LDPC decoding did not converge even after the blind reveals: discard this "
+                "frame (the disclosed bits stay in the ledger) or use method='cascade'"
+            )
+        rounds += ldpc_run.rounds
+        messages += ldpc_run.messages
+        corrected = ldpc_bob.corrected_key
+    else:
+        alice_party = CascadeAlice(alice, backend=backend)
+        bob_party = CascadeBob(bob, qber_estimate, shuffle_seed=shuffle_seed, backend=backend)
+        run = run_cascade(alice_party, bob_party, ledger)
+        rounds += run.rounds
+        messages += run.messages
+        corrected = bob_party.corrected_key
     kept.flags.writeable = False
     leaked = ledger.leaked_bits - start_bits
     return ReconciliationResult(
-        bob_corrected=bob_party.corrected_key,
+        bob_corrected=corrected,
         kept_indices=kept,
         leaked_bits=leaked,
         sample_bits=sample_bits,
