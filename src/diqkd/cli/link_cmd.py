@@ -82,7 +82,7 @@ def link(
         "p(herald) per attempt; tries/s = attempts per second while running; events/s = "
         "heralded events per wall-clock second (duty cycle included).\n"
         "* asymptotic key bits per event, noisy preprocessing (Ho et al., PRL 124, 230502 "
-        "(2020)), collective attacks; finite-size keys need `diqkd rate` (coming)."
+        "(2020)), collective attacks; finite-size: `diqkd rate --profile P --events N`."
     )
     if plot is not None:
         console.print(f"plot written to {plot}")
