@@ -123,3 +123,14 @@ def test_numerical_method_matches_analytic(capsys: pytest.CaptureFixture[str]) -
     analytic = optimal_noisy_preprocessing_rate(2.6, 0.04)[0]
     # Certified from the dual, hence a lower bound; BFF is tight for CHSH (≤ 1e-3 here).
     assert analytic - 1e-3 <= doc["asymptotic_rate"] <= analytic + 1e-6
+
+
+def test_profile_finite_size_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "rate", "-p", "ustc-2026", "-d", "11", "100", "--events", "1200000", "--json"
+    )
+    assert code == 0, err
+    near, far = json.loads(out)["points"]
+    assert near["key_per_event"] >= 0.112 and near["key_length_bits"] > 0
+    assert far["key_length_bits"] == 0  # 1.2e6 events at 100 km certify nothing
+    assert near["key_per_event"] < near["asymptotic_rate"]
