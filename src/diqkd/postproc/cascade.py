@@ -60,7 +60,6 @@ from diqkd.postproc.messages import (
     ParityRequest,
     ReconciliationError,
     ReconciliationMessage,
-    decode_message,
 )
 from diqkd.rng import fresh_seed
 
@@ -547,15 +546,6 @@ class CascadeRun:
     disclosed_bits: int
 
 
-def _cross(
-    message: ReconciliationMessage, ledger: LeakLedger, through_bytes: bool
-) -> ReconciliationMessage:
-    ledger.record(message)
-    if through_bytes:
-        return decode_message(message.to_bytes())
-    return message
-
-
 def run_cascade(
     alice: AliceRole,
     bob: BobRole,
@@ -581,7 +571,7 @@ def run_cascade(
     rounds = messages = disclosed = 0
     request = bob.first_message()
     while True:
-        request = _cross(request, ledger, through_bytes)
+        request = ledger.cross(request, through_bytes=through_bytes)
         messages += 1
         disclosed += request.disclosed_bits
         reply = alice.handle(request)
@@ -591,7 +581,7 @@ def run_cascade(
             return CascadeRun(rounds=rounds, messages=messages, disclosed_bits=disclosed)
         if reply is None:
             raise ProtocolAbort(f"Alice did not answer a {request.kind}: abort the session")
-        reply = _cross(reply, ledger, through_bytes)
+        reply = ledger.cross(reply, through_bytes=through_bytes)
         messages += 1
         disclosed += reply.disclosed_bits
         rounds += 1

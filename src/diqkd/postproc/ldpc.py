@@ -51,7 +51,6 @@ from diqkd.postproc.messages import (
     RevealReply,
     RevealRequest,
     SyndromeMessage,
-    decode_message,
 )
 
 __all__ = [
@@ -379,21 +378,17 @@ def run_ldpc(
     if not isinstance(alice, LdpcAlice):
         raise ReconciliationError("run_ldpc needs an LdpcAlice (she opens with the syndrome)")
 
-    def cross(message: ReconciliationMessage) -> ReconciliationMessage:
-        ledger.record(message)
-        return decode_message(message.to_bytes()) if through_bytes else message
-
     rounds = messages = disclosed = 0
     reply: ReconciliationMessage | None = alice.first_message()
     while True:
         if reply is None:
             raise ProtocolAbort("Alice did not answer a request: abort the session")
-        delivered = cross(reply)
+        delivered = ledger.cross(reply, through_bytes=through_bytes)
         messages += 1
         disclosed += reply.disclosed_bits
         request = bob.handle(delivered)
         rounds += 1
-        delivered = cross(request)
+        delivered = ledger.cross(request, through_bytes=through_bytes)
         messages += 1
         disclosed += request.disclosed_bits
         reply = alice.handle(delivered)

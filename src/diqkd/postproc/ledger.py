@@ -18,7 +18,11 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from diqkd.postproc.messages import ReconciliationError, ReconciliationMessage
+from diqkd.postproc.messages import (
+    ReconciliationError,
+    ReconciliationMessage,
+    decode_message,
+)
 
 __all__ = ["LeakLedger", "LedgerEntry"]
 
@@ -63,6 +67,18 @@ class LeakLedger:
         self._leaked_bits = 0
         self._messages = 0
         self._hash = hashlib.sha256(b"diqkd-leak-ledger-v1")
+
+    def cross(
+        self, message: ReconciliationMessage, *, through_bytes: bool = False
+    ) -> ReconciliationMessage:
+        """Record ``message`` and return what the receiver gets.
+
+        With ``through_bytes`` the receiver gets ``decode_message(message.to_bytes())``, so only
+        canonical bytes cross (as on the real channel); otherwise the message object itself.
+        The one routing step shared by the reconciliation drivers.
+        """
+        self.record(message)
+        return decode_message(message.to_bytes()) if through_bytes else message
 
     def record(self, message: ReconciliationMessage) -> LedgerEntry:
         """Record ``message`` as having crossed the channel; return its entry.
