@@ -8,6 +8,7 @@ primitives (:func:`toeplitz_hash`, :func:`verification_tag`, :class:`CascadeAlic
 
 from diqkd.postproc.auth import Authenticator, KeyPool, poly1305_forgery_bound
 from diqkd.postproc.cascade import CascadeAlice, CascadeBob, run_cascade
+from diqkd.postproc.keys import KeyBlock, read_keys, write_keys
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.reconcile import ReconciliationResult, efficiency, reconcile
 from diqkd.postproc.toeplitz import ToeplitzHasher, privacy_amplify, toeplitz_hash
@@ -17,6 +18,7 @@ __all__ = [
     "Authenticator",
     "CascadeAlice",
     "CascadeBob",
+    "KeyBlock",
     "KeyPool",
     "LeakLedger",
     "ReconciliationResult",
@@ -25,9 +27,11 @@ __all__ = [
     "epsilon_ec",
     "poly1305_forgery_bound",
     "privacy_amplify",
+    "read_keys",
     "reconcile",
     "run_cascade",
     "toeplitz_hash",
     "verification_tag",
     "verify_keys",
+    "write_keys",
 ]
