@@ -35,6 +35,7 @@ PINNED = {
         "FiniteSizeResult",
         "NumericalBound",
         "binary_entropy",
+        "certificate_from_result",
         "finite_size_certificate",
         "finite_size_key_length",
         "noisy_preprocessing_entropy",
@@ -68,6 +69,7 @@ PINNED = {
     ],
     "diqkd.errors": [
         "DiqkdError",
+        "KeyStoreError",
         "ModelError",
         "ProfileError",
         "ProtocolAbort",

@@ -11,6 +11,7 @@ from diqkd.security.asymptotic import (
 from diqkd.security.certificate import Certificate, Epsilons
 from diqkd.security.finite import (
     FiniteSizeResult,
+    certificate_from_result,
     finite_size_certificate,
     finite_size_key_length,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "FiniteSizeResult",
     "NumericalBound",
     "binary_entropy",
+    "certificate_from_result",
     "finite_size_certificate",
     "finite_size_key_length",
     "noisy_preprocessing_entropy",

@@ -33,7 +33,12 @@ from diqkd.security.asymptotic import (
 )
 from diqkd.security.certificate import Certificate, Epsilons
 
-__all__ = ["FiniteSizeResult", "finite_size_certificate", "finite_size_key_length"]
+__all__ = [
+    "FiniteSizeResult",
+    "certificate_from_result",
+    "finite_size_certificate",
+    "finite_size_key_length",
+]
 
 THEOREM = (
     "Rényi entropy accumulation, f-weighted form (Arqand, Hahn, Tan, PRX 15, 041013 (2025)), "
@@ -521,6 +526,27 @@ def finite_size_certificate(
         epsilon_complete_target=epsilon_complete_target,
         ec_failure_probability=ec_failure_probability,
     )
+    return certificate_from_result(r)
+
+
+def certificate_from_result(
+    r: FiniteSizeResult,
+    *,
+    key_length_bits: int | None = None,
+    observed: dict[str, float] | None = None,
+    leak_ec_bits: float | None = None,
+    reason: str | None = None,
+) -> Certificate:
+    """Package a :class:`FiniteSizeResult` as a :class:`~diqkd.security.Certificate`.
+
+    A protocol run passes the key length it actually certified (the design's terms with the
+    actual EC leak, ``docs/finite-size.md`` Eq. (F7)), the statistics it observed (recorded in
+    ``parameters`` as ``observed_*``), the actual leak, and the reason when no key results.
+    """
+    length = r.key_length_bits if key_length_bits is None else int(key_length_bits)
+    why = r.reason if reason is None else reason
+    if length == 0 and not why:
+        why = "no key certified"
     eps = Epsilons(
         pa=r.epsilon_pa,
         ec=2.0 * r.epsilon_ec,
@@ -533,11 +559,13 @@ def finite_size_certificate(
         "renyi_alpha": r.renyi_alpha,
         "score_scale": r.score_scale,
         "score_pivot": r.score_pivot,
-        "leak_ec_bits": r.leak_ec_bits,
+        "leak_ec_bits": r.leak_ec_bits if leak_ec_bits is None else float(leak_ec_bits),
+        "design_key_length_bits": float(r.key_length_bits),
         "ec_efficiency": r.ec_efficiency,
         "epsilon_ea": r.epsilon_ea,
         "epsilon_smooth": r.epsilon_smooth,
         **{f"term_{k}_bits": v for k, v in r.terms_bits.items()},
+        **{f"observed_{k}": float(v) for k, v in (observed or {}).items()},
     }
     return Certificate(
         method="finite-size/renyi-eat",
@@ -552,10 +580,10 @@ def finite_size_certificate(
             "max_test_rounds": float(r.max_test_rounds),
         },
         epsilons=eps,
-        key_length_bits=r.key_length_bits,
+        key_length_bits=length,
         test_fraction=r.test_fraction if math.isfinite(r.test_fraction) else 0.0,
         flip_probability=r.flip_probability,
         parameters=params,
         justification=r.justification,
-        reason=r.reason,
+        reason=why if length == 0 else "",
     )
