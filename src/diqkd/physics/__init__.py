@@ -12,6 +12,7 @@ from diqkd.physics.link import LinkPoint, heralded_state, link_point, link_sweep
 from diqkd.physics.sampler import (
     RoundChunk,
     counts_from_rounds,
+    protocol_input_probs,
     sample_counts,
     sample_rounds,
     sample_rounds_array,
@@ -30,6 +31,7 @@ __all__ = [
     "link_budget",
     "link_point",
     "link_sweep",
+    "protocol_input_probs",
     "qber_from_correlations",
     "sample_counts",
     "sample_rounds",

@@ -44,6 +44,7 @@ __all__ = [
     "CORRELATIONS_SHAPE",
     "RoundChunk",
     "counts_from_rounds",
+    "protocol_input_probs",
     "sample_counts",
     "sample_rounds",
     "sample_rounds_array",
@@ -178,9 +179,18 @@ def _joint_table(
     correlations: ArrayLike,
     input_probs_x: ArrayLike | None,
     input_probs_y: ArrayLike | None,
+    input_probs_xy: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
-    """The 24-cell joint law ``p(x) p(y) P(a, b | x, y)``, flattened in (x, y, a, b) C order."""
+    """The 24-cell joint law ``p(x, y) P(a, b | x, y)``, flattened in (x, y, a, b) C order.
+
+    ``p(x, y)`` is ``input_probs_xy`` (shape (2, 3)) when given, else ``p(x) p(y)``.
+    """
     table = _probability_array("correlations", correlations, CORRELATIONS_SHAPE, (2, 3))
+    if input_probs_xy is not None:
+        if input_probs_x is not None or input_probs_y is not None:
+            raise ModelError("give either input_probs_xy or input_probs_x/input_probs_y, not both")
+        pxy = _probability_array("input_probs_xy", input_probs_xy, (2, 3), (0, 1))
+        return (pxy[:, :, None, None] * table).reshape(N_CELLS)
     px = _probability_array(
         "input_probs_x", np.full(2, 0.5) if input_probs_x is None else input_probs_x, (2,), (0,)
     )
@@ -189,6 +199,19 @@ def _joint_table(
     )
     joint = px[:, None, None, None] * py[None, :, None, None] * table
     return joint.reshape(N_CELLS)
+
+
+def protocol_input_probs(test_fraction: float) -> NDArray[np.float64]:
+    """Joint input law ``p(x, y)`` of the CHSH DI-QKD protocol with test fraction γ.
+
+    Test round (probability γ): ``x, y`` uniform in {0, 1}; key round: ``x = 0, y = 2``
+    (Arnon-Friedman et al., Nat. Commun. 9, 459 (2018), protocol 1; ``docs/finite-size.md``).
+    Shape (2, 3).
+    """
+    g = _as_real("test_fraction", test_fraction)
+    if not 0.0 < g < 1.0:
+        raise ModelError(f"test_fraction must lie in (0, 1), got {g}")
+    return np.array([[g / 4, g / 4, 1.0 - g], [g / 4, g / 4, 0.0]])
 
 
 def _cdf_table(joint: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -257,6 +280,7 @@ def sample_rounds(
     duty_cycle: float = 1.0,
     input_probs_x: ArrayLike | None = None,
     input_probs_y: ArrayLike | None = None,
+    input_probs_xy: ArrayLike | None = None,
     chunk_events: int = 1 << 20,
     start_round: int = 0,
     start_time_s: float = 0.0,
@@ -306,6 +330,9 @@ def sample_rounds(
         Fraction of wall-clock time the link runs, ``0 < duty_cycle <= 1``.
     input_probs_x, input_probs_y
         ``p(x)``, shape (2,), and ``p(y)``, shape (3,); uniform when ``None``.
+    input_probs_xy
+        A joint input law ``p(x, y)``, shape (2, 3), instead of ``p(x) p(y)`` (e.g.
+        :func:`protocol_input_probs`).
     chunk_events
         Largest number of events per yielded chunk (>= 1); memory use is about 50 bytes per
         event of one chunk.
@@ -340,7 +367,7 @@ def sample_rounds(
         kernel = sample_chunk_numpy
     else:
         raise ModelError(f"backend must be 'numba' or 'numpy', got {backend!r}")
-    cdf = _cdf_table(_joint_table(correlations, input_probs_x, input_probs_y))
+    cdf = _cdf_table(_joint_table(correlations, input_probs_x, input_probs_y, input_probs_xy))
     model = _herald_model(herald_probability, attempt_period_s, measurement_time_s, duty_cycle)
 
     def chunks() -> Iterator[RoundChunk]:
@@ -384,6 +411,7 @@ def sample_rounds_array(
     duty_cycle: float = 1.0,
     input_probs_x: ArrayLike | None = None,
     input_probs_y: ArrayLike | None = None,
+    input_probs_xy: ArrayLike | None = None,
     chunk_events: int = 1 << 20,
     start_round: int = 0,
     start_time_s: float = 0.0,
@@ -405,6 +433,7 @@ def sample_rounds_array(
             duty_cycle=duty_cycle,
             input_probs_x=input_probs_x,
             input_probs_y=input_probs_y,
+            input_probs_xy=input_probs_xy,
             chunk_events=chunk_events,
             start_round=start_round,
             start_time_s=start_time_s,
@@ -443,6 +472,7 @@ def sample_counts(
     rng: np.random.Generator,
     input_probs_x: ArrayLike | None = None,
     input_probs_y: ArrayLike | None = None,
+    input_probs_xy: ArrayLike | None = None,
 ) -> NDArray[np.int64]:
     """Counts ``N[x, y, a, b]`` of ``n_events`` events, without the per-round records.
 
@@ -464,6 +494,9 @@ def sample_counts(
         Source of simulation randomness.
     input_probs_x, input_probs_y
         ``p(x)``, shape (2,), and ``p(y)``, shape (3,); uniform when ``None``.
+    input_probs_xy
+        A joint input law ``p(x, y)``, shape (2, 3), instead of ``p(x) p(y)`` (e.g.
+        :func:`protocol_input_probs`).
 
     Returns
     -------
@@ -473,7 +506,7 @@ def sample_counts(
     n = _as_count("n_events", n_events, minimum=0)
     if n >= 2**63:
         raise ModelError(f"n_events must be < 2**63 (int64 counts), got {n}")
-    joint = _joint_table(correlations, input_probs_x, input_probs_y)
+    joint = _joint_table(correlations, input_probs_x, input_probs_y, input_probs_xy)
     positive = np.flatnonzero(joint > 0.0)
     pvals = joint[positive] / joint[positive].sum()
     counts = np.zeros(N_CELLS, dtype=np.int64)

@@ -84,6 +84,11 @@ class RecordsMetadata(BaseModel):
         Probabilities of Alice's inputs ``x = 0, 1``; sum to 1. Default uniform.
     input_probs_y : tuple of 3 floats
         Probabilities of Bob's inputs ``y = 0, 1, 2``; sum to 1. Default uniform.
+    input_probs_xy : 2 × 3 nested tuple of floats or None
+        Joint input law ``p(x, y)`` when the inputs were not chosen independently (the CHSH
+        protocol: test rounds with probability γ and ``x, y`` uniform in {0, 1}, key rounds
+        ``x = 0, y = 2``). When given, ``input_probs_x`` and ``input_probs_y`` are its marginals
+        (filled in if omitted).
     notes : str
         Free text.
     """
@@ -104,7 +109,40 @@ class RecordsMetadata(BaseModel):
     input_probs_y: tuple[float, float, float] = Field(
         (1 / 3, 1 / 3, 1 / 3), description="Probabilities of y = 0, 1, 2."
     )
+    input_probs_xy: tuple[tuple[float, float, float], tuple[float, float, float]] | None = Field(
+        None, description="Joint law p(x, y), rows x = 0, 1; columns y = 0, 1, 2."
+    )
     notes: str = Field("", description="Free text.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_marginals(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("input_probs_xy") is not None:
+            try:
+                table = np.asarray(data["input_probs_xy"], dtype=np.float64)
+            except (TypeError, ValueError):
+                return data  # the field validator reports it
+            if table.shape == (2, 3):
+                data = dict(data)
+                if data.get("input_probs_x") is None:
+                    data["input_probs_x"] = tuple(float(v) for v in table.sum(axis=1))
+                if data.get("input_probs_y") is None:
+                    data["input_probs_y"] = tuple(float(v) for v in table.sum(axis=0))
+        return data
+
+    @field_validator("input_probs_xy")
+    @classmethod
+    def _check_joint(
+        cls, value: tuple[tuple[float, ...], ...] | None
+    ) -> tuple[tuple[float, ...], ...] | None:
+        if value is None:
+            return value
+        flat = [p for row in value for p in row]
+        if any(not 0.0 <= p <= 1.0 for p in flat):
+            raise ValueError(f"probabilities must lie in [0, 1], got {value}")
+        if not math.isclose(math.fsum(flat), 1.0, rel_tol=0.0, abs_tol=_PROB_TOLERANCE):
+            raise ValueError(f"the joint input law must sum to 1, got {math.fsum(flat)}")
+        return value
 
     @field_validator("schema_version")
     @classmethod
@@ -139,6 +177,16 @@ class RecordsMetadata(BaseModel):
     def _check_seed(self) -> RecordsMetadata:
         if self.seed is not None and self.source != "simulation":
             raise ValueError("a seed is only meaningful for source='simulation'; remove it")
+        if self.input_probs_xy is not None:
+            table = np.asarray(self.input_probs_xy)
+            if not (
+                np.allclose(table.sum(axis=1), self.input_probs_x, atol=_PROB_TOLERANCE)
+                and np.allclose(table.sum(axis=0), self.input_probs_y, atol=_PROB_TOLERANCE)
+            ):
+                raise ValueError(
+                    "input_probs_x and input_probs_y must be the marginals of input_probs_xy "
+                    "(omit them and they are filled in)"
+                )
         return self
 
     def to_json(self) -> str:
