@@ -19,6 +19,8 @@ operation) the spent key is replenished from the end of the distilled key before
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,9 +111,9 @@ class SessionResult:
         return sum(b.n_bits for b in self.alice_keys)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready summary (no key material)."""
+        """JSON-ready summary (no key material); quantities not measured (abort) are ``None``."""
         st = self.statistics
-        return {
+        doc = {
             "events": st.events,
             "chsh": st.chsh,
             "qber": st.qber,
@@ -137,6 +139,9 @@ class SessionResult:
             "randomness": self.randomness,
             "key_ids": [b.key_id for b in self.alice_keys],
             "timings_s": dict(self.timings_s),
+        }
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in doc.items()
         }
 
 
@@ -234,6 +239,7 @@ def run_session(
     stats = SessionStatistics(events=params.n_rounds)
 
     def aborted(reason: str, *, notify: Party | None = None) -> SessionResult:
+        timings["total"] = time.perf_counter() - t0
         if notify is not None:
             other: Party = "bob" if notify == "alice" else "alice"
             with contextlib.suppress(DiqkdError):
@@ -326,22 +332,25 @@ def run_session(
             raise ProtocolAbort(f"error correction aborted: {exc}") from None
         bob.finish_reconciliation()
         timings["error_correction"] = time.perf_counter() - t
+        stats = dataclasses.replace(
+            stats,
+            leaked_bits=alice.ledger.leaked_bits,
+            reconciliation_method="+".join(sorted(set(methods))),
+            reconciliation_rounds=rounds,
+        )
         if alice.ledger.leaked_bits != bob.ledger.leaked_bits:
             raise ProtocolAbort("Alice and Bob count different leaks: abort")
         # 4. verification and parameter estimation
         t = time.perf_counter()
         bob.on_verification(channel.send("alice", "bob", alice.verification()))  # type: ignore[arg-type]
         estimation = bob.estimate()
-        stats = SessionStatistics(
-            events=params.n_rounds,
+        stats = dataclasses.replace(
+            stats,
             test_rounds=estimation.test_rounds,
             wins=estimation.wins,
             key_rounds=estimation.key_rounds,
             key_errors=estimation.key_errors,
             statistic=estimation.statistic,
-            leaked_bits=alice.ledger.leaked_bits,
-            reconciliation_method="+".join(sorted(set(methods))),
-            reconciliation_rounds=rounds,
         )
         alice.on_estimation(channel.send("bob", "alice", estimation))  # type: ignore[arg-type]
         timings["verification_estimation"] = time.perf_counter() - t
