@@ -115,6 +115,7 @@ def simulate_session(
     devices: Devices | None = None,
     save_records: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    auth_key: bytes | None = None,
     chunk_events: int = 1 << 18,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[SessionResult, LinkPoint]:
@@ -139,6 +140,10 @@ def simulate_session(
         Optional channel adversary; devices replacing the honest model (attacks).
     save_records
         Write the run's round records (Parquet) here, for :func:`distill_records`.
+    auth_key
+        The pre-shared authentication key; by default one of :func:`auth_key_bytes` bytes is
+        drawn (from the OS CSPRNG, or the seeded stream with ``seed``). Too short a key ends
+        the session in a clean abort.
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
     link = link_point(prof, distance_km)
@@ -161,7 +166,8 @@ def simulate_session(
             duty_cycle=link.duty_cycle,
             rng=make_rng(physics_seed),
         )
-    auth_key = shared_key(auth_key_bytes(events, chunk_events))
+    if auth_key is None:
+        auth_key = shared_key(auth_key_bytes(events, chunk_events))
     if save_records is None:
         result = run_session(
             params=params,
@@ -241,6 +247,7 @@ def distill_records(
     seed: int | None = None,
     reconciliation: str = "auto",
     adversary: ChannelAdversary | None = None,
+    auth_key: bytes | None = None,
 ) -> tuple[SessionResult, ProtocolParameters]:
     """Distil keys from a records file (a lab's data, or a simulation's).
 
@@ -305,7 +312,7 @@ def distill_records(
         params=params,
         alice_randomness=alice_rng,
         bob_randomness=bob_rng,
-        auth_key=shared_key(auth_key_bytes(n, 1 << 18)),
+        auth_key=shared_key(auth_key_bytes(n, 1 << 18)) if auth_key is None else auth_key,
         records=RecordsInput(
             alice_rounds=np.asarray(records.round),
             x=np.asarray(records.x),
