@@ -230,3 +230,40 @@ def test_distill_rejects_bad_records(tmp_path: Path) -> None:
     write_records(lying, [cols], meta)
     with pytest.raises(RecordsError, match="does not describe these data"):
         distill_records(lying, expected_chsh=2.7, expected_qber=0.03)
+
+
+def test_tsirelson_check() -> None:
+    from diqkd.protocol.roles import OMEGA_QUANTUM, tsirelson_violation
+
+    m = 60_000
+    assert tsirelson_violation(round(OMEGA_QUANTUM * m), m) == ""
+    assert tsirelson_violation(0, 0) == ""
+    assert "exceeds the quantum maximum" in tsirelson_violation(int(0.87 * m), m)
+    assert "exceeds" in tsirelson_violation(m, m)  # S = 4: devices that know the inputs
+
+
+def test_devices_that_know_the_inputs_are_caught(
+    link: LinkPoint, params: ProtocolParameters
+) -> None:
+    class Clairvoyant:
+        """Boxes with a copy of the inputs: win every test round, agree on every key round."""
+
+        def __init__(self) -> None:
+            self.honest = devices(link, 5)
+            self.x = np.zeros(0, np.uint8)
+            self.a = np.zeros(0, np.uint8)
+
+        def herald(self, n: int) -> Any:
+            return self.honest.herald(n)
+
+        def measure_alice(self, x: np.ndarray) -> np.ndarray:
+            self.x = x
+            self.a = np.random.default_rng(len(x)).integers(0, 2, len(x), dtype=np.uint8)
+            return self.a
+
+        def measure_bob(self, y: np.ndarray) -> np.ndarray:
+            return (self.a ^ (self.x & (y == 1))).astype(np.uint8)  # a ⊕ b = x·y always
+
+    result = session(link, params, devices=Clairvoyant())
+    assert_clean_abort(result, "exceeds the quantum maximum")
+    assert result.statistics.chsh == pytest.approx(4.0)
