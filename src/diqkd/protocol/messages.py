@@ -95,8 +95,12 @@ class Message:
             + blob
         )
 
+    #: Field name -> accepted JSON type(s), checked on decoding.
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {}
+
     @classmethod
     def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
+        _require(values, cls._FIELDS, cls.__name__)
         if blob:
             raise ProtocolAbort(f"{cls.__name__} carries no payload, got {len(blob)} bytes")
         return cls(**values)
@@ -125,10 +129,10 @@ class Hello(Message):
     session_id: str
     parameters_digest: str
 
-    @classmethod
-    def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
-        _require(values, {"session_id": str, "parameters_digest": str}, cls.__name__)
-        return super()._from_parts(values, blob)
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "session_id": str,
+        "parameters_digest": str,
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,10 +247,11 @@ class BatchTag(Message):
     messages: int
     tag: str
 
-    @classmethod
-    def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
-        _require(values, {"label": str, "messages": int, "tag": str}, cls.__name__)
-        return super()._from_parts(values, blob)
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "label": str,
+        "messages": int,
+        "tag": str,
+    }
 
 
 @dataclass(frozen=True)
@@ -258,10 +263,11 @@ class Verification(Message):
     tag: str
     tag_bits: int
 
-    @classmethod
-    def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
-        _require(values, {"hash_key": str, "tag": str, "tag_bits": int}, cls.__name__)
-        return super()._from_parts(values, blob)
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "hash_key": str,
+        "tag": str,
+        "tag_bits": int,
+    }
 
 
 @dataclass(frozen=True)
@@ -277,23 +283,15 @@ class EstimationResult(Message):
     key_errors: int
     reason: str
 
-    @classmethod
-    def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
-        _require(
-            values,
-            {
-                "accept": bool,
-                "statistic": (int, float),
-                "test_rounds": int,
-                "wins": int,
-                "key_rounds": int,
-                "key_errors": int,
-                "reason": str,
-            },
-            cls.__name__,
-        )
-        values["statistic"] = float(values["statistic"])
-        return super()._from_parts(values, blob)
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "accept": bool,
+        "statistic": float,
+        "test_rounds": int,
+        "wins": int,
+        "key_rounds": int,
+        "key_errors": int,
+        "reason": str,
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -316,10 +314,7 @@ class Abort(Message):
     KIND: ClassVar[int] = 10
     reason: str
 
-    @classmethod
-    def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
-        _require(values, {"reason": str}, cls.__name__)
-        return super()._from_parts(values, blob)
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {"reason": str}
 
 
 @dataclass(frozen=True)
@@ -329,10 +324,7 @@ class Done(Message):
     KIND: ClassVar[int] = 11
     key_id: str
 
-    @classmethod
-    def _from_parts(cls, values: dict[str, Any], blob: bytes) -> Message:
-        _require(values, {"key_id": str}, cls.__name__)
-        return super()._from_parts(values, blob)
+    _FIELDS: ClassVar[dict[str, type | tuple[type, ...]]] = {"key_id": str}
 
 
 _KINDS: dict[int, type[Message]] = {
