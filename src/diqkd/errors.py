@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "DiqkdError",
+    "KeyStoreError",
     "ModelError",
     "ProfileError",
     "ProtocolAbort",
@@ -42,6 +43,14 @@ class ReconciliationError(DiqkdError, ValueError):
     """Inputs to reconciliation are malformed (lengths differ, empty, non-binary, out of range).
 
     A malformed *message* arriving from the channel raises :class:`ProtocolAbort` instead.
+    """
+
+
+class KeyStoreError(DiqkdError):
+    """The key store refused or failed an operation (see ``diqkd.kms.store`` for subclasses).
+
+    Raised for a store that is unreachable, not migrated, opened with the wrong master key, or
+    asked for something inconsistent with what it holds.
     """
 
 

@@ -17,11 +17,15 @@ import typer
 
 from diqkd import __version__
 from diqkd.cli import (
+    attack_cmd,
+    crypt_cmd,
+    kme_cmd,
     link_cmd,
     profiles_cmd,
     rate_cmd,
     reconcile_cmd,
     records_cmd,
+    run_cmd,
     simulate_cmd,
 )
 from diqkd.errors import DiqkdError
@@ -52,12 +56,18 @@ def _root(
     """Device-independent QKD, end to end."""
 
 
+app.command("run")(run_cmd.run)
+app.command("distill")(run_cmd.distill)
 app.command("link")(link_cmd.link)
 app.command("simulate")(simulate_cmd.simulate)
+app.command("attack")(attack_cmd.attack)
 app.command("rate")(rate_cmd.rate)
 app.command("reconcile")(reconcile_cmd.reconcile_cmd)
 app.add_typer(profiles_cmd.app, name="profiles")
 app.add_typer(records_cmd.app, name="records")
+app.add_typer(kme_cmd.app, name="kme")
+app.command("encrypt")(crypt_cmd.encrypt)
+app.command("decrypt")(crypt_cmd.decrypt)
 
 #: Options that take several values after one flag (``--distance-km 11 50 100``).
 _VARIADIC = {"--distance-km", "-d"}

@@ -20,6 +20,7 @@ from typing import Any
 
 from diqkd.errors import DiqkdError
 from diqkd.postproc.verify import DEFAULT_TAG_BITS, epsilon_ec
+from diqkd.protocol.checks import TSIRELSON_FALSE_ALARM
 from diqkd.security import FiniteSizeResult, finite_size_key_length
 
 __all__ = ["ProtocolParameters", "design_protocol", "final_key_length"]
@@ -127,7 +128,9 @@ def design_protocol(
         "n_rounds": n_rounds,
         "epsilon_sound": epsilon_sound,
         "ec_efficiency": ec_efficiency,
-        "epsilon_complete_target": epsilon_complete_target,
+        # The Tsirelson sanity check (protocol.checks) may abort honest runs with
+        # probability TSIRELSON_FALSE_ALARM: it comes out of the completeness budget.
+        "epsilon_complete_target": epsilon_complete_target - TSIRELSON_FALSE_ALARM,
     }
     if test_fraction is None:
         # Choose γ, then design at that γ exactly as a run from records taken with it would

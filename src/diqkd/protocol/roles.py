@@ -19,7 +19,6 @@ final keys stay inside. The protocol is the CHSH protocol of ``docs/finite-size.
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from typing import Literal
 
@@ -31,6 +30,7 @@ from diqkd.postproc import CascadeAlice, CascadeBob, LeakLedger, toeplitz_hash
 from diqkd.postproc.ldpc import LdpcAlice, LdpcBob
 from diqkd.postproc.reconcile import choose_method
 from diqkd.postproc.verify import verification_tag, verify_keys
+from diqkd.protocol.checks import tsirelson_check
 from diqkd.protocol.design import ProtocolParameters, final_key_length
 from diqkd.protocol.messages import (
     AnnouncedInputs,
@@ -44,7 +44,7 @@ from diqkd.protocol.messages import (
 )
 from diqkd.protocol.randomness import RandomnessSource
 
-__all__ = ["OMEGA_QUANTUM", "Alice", "Bob", "Frame", "ReconParty", "tsirelson_violation"]
+__all__ = ["Alice", "Bob", "Frame", "ReconParty"]
 
 Frame = Literal["key", "test"]
 FRAMES: tuple[Frame, Frame] = ("key", "test")
@@ -59,38 +59,6 @@ def _method(params: ProtocolParameters, n_bits: int, qber: float) -> str:
     if params.reconciliation == "auto":
         return str(choose_method(n_bits, qber))
     return params.reconciliation
-
-
-#: Quantum maximum of the CHSH winning probability, cos²(π/8) (Tsirelson, Lett. Math. Phys. 4,
-#: 93 (1980)).
-OMEGA_QUANTUM = (2.0 + math.sqrt(2.0)) / 4.0
-#: False-alarm probability of the Tsirelson check for honest quantum devices.
-TSIRELSON_FALSE_ALARM = 1e-9
-
-
-def tsirelson_violation(wins: int, tests: int) -> str:
-    """Why the test rounds are impossible for quantum devices, or ``""`` if they are not.
-
-    No quantum device wins a CHSH round with probability above ``ω_Q = cos²(π/8)``; under any
-    sequential quantum strategy the win count is a supermartingale sum, so by the
-    Azuma–Hoeffding inequality ``P(ŵ ≥ ω_Q + t) ≤ exp(−2 m t²)``. With
-    ``t = √(ln(1/ε)/(2m))`` and ε = :data:`TSIRELSON_FALSE_ALARM`, honest devices trip this
-    check with probability at most ε. A trip means the devices are not quantum boxes acting on
-    fresh inputs: the inputs were predictable (a broken or seeded random source) or the data
-    are corrupt. It is a sanity check on top of the certificate, not part of it.
-    """
-    if tests <= 0:
-        return ""
-    slack = math.sqrt(math.log(1.0 / TSIRELSON_FALSE_ALARM) / (2.0 * tests))
-    freq = wins / tests
-    if freq <= OMEGA_QUANTUM + slack:
-        return ""
-    return (
-        f"the CHSH winning frequency {freq:.4f} on {tests} test rounds exceeds the quantum "
-        f"maximum cos²(π/8) = {OMEGA_QUANTUM:.4f} beyond statistical doubt (S ≈ "
-        f"{8 * freq - 4:.3f} > 2√2): the devices knew the inputs (predictable randomness?) or "
-        "the data are corrupt; no key"
-    )
 
 
 class _Party:
@@ -401,9 +369,9 @@ class Bob(_Party):
         key_rounds = int(np.count_nonzero(~test))
         key_errors = int(np.count_nonzero(self._corrected[~test] != self.outputs[~test]))
         reason = ""
-        tsirelson = tsirelson_violation(wins, m)
-        if tsirelson:
-            reason = tsirelson
+        tsirelson = tsirelson_check(wins, m)
+        if tsirelson.flagged:
+            reason = tsirelson.reason()
         elif m > self.params.max_test_rounds:
             reason = (
                 f"{m} test rounds exceed the agreed maximum {self.params.max_test_rounds}: abort"

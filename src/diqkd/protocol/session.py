@@ -34,6 +34,7 @@ from diqkd.postproc import KeyBlock, KeyPool
 from diqkd.postproc.messages import Done as ReconDone
 from diqkd.postproc.messages import decode_message
 from diqkd.protocol.channel import Channel, ChannelAdversary, Party, Transcript
+from diqkd.protocol.checks import TSIRELSON_FALSE_ALARM
 from diqkd.protocol.design import ProtocolParameters
 from diqkd.protocol.devices import Devices
 from diqkd.protocol.messages import Abort, Done, HeraldAnnouncement, Reconciliation
@@ -404,6 +405,11 @@ def run_session(
             "test_rounds": stats.test_rounds,
         },
         leak_ec_bits=stats.leaked_bits,
+    )
+    # Completeness also counts the Tsirelson check's false-alarm probability.
+    complete = min(1.0, certificate.epsilons.complete + TSIRELSON_FALSE_ALARM)
+    certificate = dataclasses.replace(
+        certificate, epsilons=dataclasses.replace(certificate.epsilons, complete=complete)
     )
     cert = certificate.to_dict()
     cert.update(

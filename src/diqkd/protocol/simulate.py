@@ -28,6 +28,7 @@ from diqkd.protocol.devices import Devices, Heralds, ModelDevices
 from diqkd.protocol.randomness import RandomnessSource, SeededRandomness, SystemRandomness
 from diqkd.protocol.session import RecordsInput, SessionResult, run_session
 from diqkd.records import RecordsMetadata, RecordsWriter, read_records
+from diqkd.records.randomness import input_randomness_of_records
 from diqkd.rng import fresh_seed, make_rng
 
 __all__ = [
@@ -38,6 +39,9 @@ __all__ = [
     "simulate_session",
 ]
 
+#: Significance level at which ``distill_records`` rejects the recorded inputs as not random
+#: (honest files are refused with this probability).
+INPUT_TEST_ALPHA = 1e-6
 #: Bytes of one-time authentication key per message (Poly1305 key).
 _AUTH_BYTES_PER_MESSAGE = 32
 #: Messages of a session besides the per-chunk round types (hello, inputs, batch tags, …).
@@ -269,19 +273,21 @@ def distill_records(
     if n_total == 0:
         raise RecordsError(f"{path}: the file holds no rounds")
     gamma, _ = records_test_fraction(meta)
+    randomness = input_randomness_of_records(records)
+    if not randomness.passed(INPUT_TEST_ALPHA):
+        raise RecordsError(
+            f"{path}: the inputs are not random per the declared law (p = "
+            f"{randomness.p_value:.2g} < {INPUT_TEST_ALPHA:g}; frequency p = "
+            f"{randomness.frequency_p_value:.2g}, serial p = {randomness.serial_p_value:.2g}, "
+            f"{randomness.impossible_inputs} impossible inputs): the random source is broken "
+            "or the metadata is wrong; no key is distilled from such data"
+        )
     discard = (records.x == 1) & (records.y == 2)
     n = int(n_total - np.count_nonzero(discard))
-    n_test = int(np.count_nonzero(records.y < 2))
     if test_fraction is not None and not math.isclose(test_fraction, gamma, rel_tol=1e-9):
         raise RecordsError(
             f"--test-fraction {test_fraction} disagrees with the records' input law (γ = "
             f"{gamma:.6g}); the test fraction is fixed by how the data were taken"
-        )
-    sigma = math.sqrt(n * gamma * (1 - gamma))
-    if abs(n_test - n * gamma) > 6.0 * sigma + 1.0:
-        raise RecordsError(
-            f"{path}: {n_test} test rounds in {n}, but the declared input law gives "
-            f"{n * gamma:.0f} ± {sigma:.0f}: the metadata does not describe these data"
         )
     if expected_chsh is None or expected_qber is None:
         if meta.profile_name is None or meta.distance_km is None:

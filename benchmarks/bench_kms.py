@@ -1,0 +1,415 @@
+"""ETSI GS QKD 014 ``enc_keys`` over mutual TLS with keep-alive: requests/s and latency.
+
+Acceptance criterion (issue 6): on the 2-core machine, ``enc_keys`` over mutual TLS with
+keep-alive sustains ≥ 2,000 requests/s with p99 ≤ 20 ms, measured by a load generator in a
+separate process.
+
+Set-up: a local two-KME deployment (:mod:`diqkd.kms.testing`: test PKI, KME-A at site alice,
+KME-B at site bob, both stores filled with the same random key blocks), each KME a
+``diqkd kme serve`` subprocess. Every ``enc_keys`` at KME-A reserves keys in A's SQLite store
+(WAL, ``synchronous=FULL``) and sends the reservations to KME-B over the KME-to-KME mTLS
+channel, which records them in B's store, before A answers.
+
+Load: a separate process (this script with ``--loadgen``) opens ``--connections`` TLS
+connections with the SAE's client certificate, and on each sends ``POST
+/api/v1/keys/SAE-B/enc_keys`` (``{"number": 1, "size": 256}``) back to back over keep-alive
+(a closed loop: one request in flight per connection) for ``--duration-s`` after a warm-up.
+It is a minimal asyncio HTTP/1.1 client on uvloop, so that it spends little of the two cores.
+
+Peer (upper bound, same run): the same uvicorn + TLS + identity set-up serving a constant JSON
+document (no store, no sync), the cost of the transport alone. The ratio ours/peer shows how
+much of the transport's throughput the key manager keeps.
+
+    python benchmarks/bench_kms.py                      # table
+    python benchmarks/bench_kms.py --connections 32 --duration-s 10 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BODY = b'{"number":1,"size":256}'
+
+
+# ---------------------------------------------------------------------------- load generator
+
+
+def _request(host: str, path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _connection(
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext,
+    request: bytes,
+    stop_at: float,
+    measure_from: float,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
+    try:
+        while True:
+            start = time.perf_counter()
+            if start >= stop_at:
+                break
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+                    break
+            if length:
+                await reader.readexactly(length)
+            end = time.perf_counter()
+            if start >= measure_from:
+                if status == 200:
+                    latencies.append(end - start)
+                else:
+                    errors.append(status)
+    finally:
+        writer.close()
+
+
+async def _loadgen(args: argparse.Namespace) -> dict[str, Any]:
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.load_cert_chain(args.cert, args.key)
+    request = _request(args.host, args.path, BODY)
+    now = time.perf_counter()
+    measure_from = now + args.warmup_s
+    stop_at = measure_from + args.duration_s
+    latencies: list[float] = []
+    errors: list[int] = []
+    await asyncio.gather(
+        *(
+            _connection(
+                args.host, args.port, ctx, request, stop_at, measure_from, latencies, errors
+            )
+            for _ in range(args.connections)
+        )
+    )
+    return {"latencies": latencies, "errors": errors, "duration_s": args.duration_s}
+
+
+def run_loadgen(args: argparse.Namespace) -> None:
+    """Entry point of the load-generator process: prints one JSON line."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(_loadgen(args))
+    lat = sorted(result["latencies"])
+    n = len(lat)
+    out = {
+        "requests": n,
+        "errors": len(result["errors"]),
+        "error_codes": sorted(set(result["errors"]))[:5],
+        "rps": n / result["duration_s"],
+        "p50_ms": 1e3 * lat[n // 2] if n else None,
+        "p99_ms": 1e3 * lat[min(n - 1, int(0.99 * n))] if n else None,
+        "mean_ms": 1e3 * statistics.fmean(lat) if n else None,
+    }
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+def measure(
+    *,
+    port: int,
+    path: str,
+    cert: Path,
+    key: Path,
+    ca: Path,
+    connections: int,
+    duration_s: float,
+    warmup_s: float,
+) -> dict[str, Any]:
+    """Run the load generator in a separate process against ``127.0.0.1:port``."""
+    argv = [
+        sys.executable,
+        __file__,
+        "--loadgen",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--path", path,
+        "--cert", str(cert),
+        "--key", str(key),
+        "--ca", str(ca),
+        "--connections", str(connections),
+        "--duration-s", str(duration_s),
+        "--warmup-s", str(warmup_s),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------------------- the peer server
+
+
+def run_peer_server(config_path: str, port: int, ready_file: str) -> None:
+    """The upper bound: same uvicorn, TLS context and identity protocol, a constant answer."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from diqkd.kms.config import load_config
+    from diqkd.kms.server import _protocol_class, server_ssl_context
+
+    config = load_config(config_path)
+    ctx = server_ssl_context(config)
+    app = FastAPI()
+    payload = json.dumps(
+        {"keys": [{"key_ID": "00000000-0000-4000-8000-000000000000", "key": "A" * 44}]}
+    ).encode()
+
+    @app.post("/api/v1/keys/{slave}/enc_keys")
+    async def enc_keys(slave: str) -> Response:
+        return Response(payload, media_type="application/json")
+
+    uv = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=_protocol_class(),
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+    )
+    uv.load()
+    uv.ssl = ctx
+
+    class _Ready(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            Path(ready_file).write_text(str(port))
+
+    _Ready(uv).run()
+
+
+class _MemoryStore:
+    """A store that keeps nothing (random bytes, no database): isolates the service layer."""
+
+    def reserve(
+        self, *, number: int, size_bits: int, master_sae: str, slave_saes: Any
+    ) -> tuple[list[Any], list[Any]]:
+        import secrets
+        import uuid
+
+        from diqkd.kms.store import Reservation, ServedKey
+
+        keys, reservations = [], []
+        for _ in range(number):
+            key_id = str(uuid.uuid4())
+            keys.append(
+                ServedKey(
+                    key_id=key_id, key=secrets.token_bytes(size_bits // 8), size_bits=size_bits
+                )
+            )
+            reservations.append(
+                Reservation(
+                    key_id=key_id,
+                    block_id=str(uuid.uuid4()),
+                    offset_bits=0,
+                    size_bits=size_bits,
+                    master_sae=master_sae,
+                    slave_saes=tuple(slave_saes),
+                )
+            )
+        return keys, reservations
+
+    def stored_key_count(self, size_bits: int) -> int:
+        return 10**6
+
+    def close(self) -> None:
+        pass
+
+
+def run_service_server(config_path: str, port: int, ready_file: str) -> None:
+    """Our app (routes, service, runner, identity) on a memory store, without the peer sync."""
+    import uvicorn
+
+    from diqkd.kms.app import create_app
+    from diqkd.kms.config import load_config
+    from diqkd.kms.server import _protocol_class, server_ssl_context
+
+    config = load_config(config_path)
+    app = create_app(config, _MemoryStore(), sync=False)  # type: ignore[arg-type]
+
+    class _Ready(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            Path(ready_file).write_text(str(port))
+
+    uv = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=_protocol_class(),
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+    )
+    uv.load()
+    uv.ssl = server_ssl_context(config)
+    _Ready(uv).run()
+
+
+# ---------------------------------------------------------------------------- the benchmark
+
+
+def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the peer server did not start")
+        time.sleep(0.05)
+    time.sleep(0.3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration-s", type=float, default=10.0)
+    parser.add_argument("--warmup-s", type=float, default=2.0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--store-threads", type=int, default=None, help="server.store_threads of the KMEs"
+    )
+    # internal: the load generator and the peer server run as separate processes
+    parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--service-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--path", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--cert", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--key", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--ca", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--config", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loadgen:
+        run_loadgen(args)
+        return 0
+    if args.peer_server:
+        run_peer_server(args.config, args.port, args.ready_file)
+        return 0
+    if args.service_server:
+        run_service_server(args.config, args.port, args.ready_file)
+        return 0
+
+    from diqkd.kms.testing import KmeProcess, fill_stores, make_deployment, random_blocks
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-kms-") as tmp:
+        root = Path(tmp)
+        server = {} if args.store_threads is None else {"store_threads": args.store_threads}
+        dep = make_deployment(root, server=server)
+        # enough key for the whole run: ≈ 40 × 1,953 keys of 256 bits at site alice
+        t0 = time.perf_counter()
+        fill_stores(dep, random_blocks(40, 1_000_000))
+        fill_s = time.perf_counter() - t0
+        store = dep.open_store("alice")
+        before = store.stored_key_count(256)
+        store.close()
+        path = "/api/v1/keys/SAE-B/enc_keys"
+        common = dict(
+            path=path,
+            cert=dep.cert("SAE-A"),
+            key=dep.key("SAE-A"),
+            ca=dep.ca,
+            connections=args.connections,
+            duration_s=args.duration_s,
+            warmup_s=args.warmup_s,
+        )
+        env = dep.env()
+        a = KmeProcess(dep.configs["KME-A"], env, root / "kme-a.log")
+        b = KmeProcess(dep.configs["KME-B"], env, root / "kme-b.log")
+        with b, a:
+            ours = measure(port=dep.ports["KME-A"], **common)  # type: ignore[arg-type]
+        store = dep.open_store("alice")
+        after = store.stored_key_count(256)
+        counts = store.counts()
+        store.close()
+        ours["keys_taken"] = before - after
+        rows.append({"setup": "diqkd KME enc_keys (store + KME-to-KME sync)", **ours})
+
+        for flag, label in (
+            ("--service-server", "diqkd KME app on a memory store, no sync (service layer only)"),
+            ("--peer-server", "peer: same uvicorn + mTLS, constant JSON"),
+        ):
+            ready = root / f"{flag[2:]}.ready"
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    flag,
+                    "--config",
+                    str(dep.configs["KME-A"]),
+                    "--port",
+                    str(dep.ports["KME-A"]),
+                    "--ready-file",
+                    str(ready),
+                ],
+                env=env,
+            )
+            try:
+                _wait_file(ready, proc)
+                row = measure(port=dep.ports["KME-A"], **common)  # type: ignore[arg-type]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=15)
+            rows.append({"setup": label, **row})
+        peer = rows[-1]
+
+    ratio = ours["rps"] / peer["rps"] if peer["rps"] else float("nan")
+    doc = {
+        "connections": args.connections,
+        "duration_s": args.duration_s,
+        "cpus": os.cpu_count(),
+        "fill_s": fill_s,
+        "rows": rows,
+        "ratio_rps_ours_over_peer": ratio,
+        "unsynced_after": counts.get("unsynced"),
+        "target": {"rps": 2000, "p99_ms": 20},
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(doc) + "\n")
+        return 0
+    print(
+        f"enc_keys over mTLS, keep-alive, {args.connections} connections, "
+        f"{args.duration_s:g} s after {args.warmup_s:g} s warm-up, {os.cpu_count()} CPUs"
+    )
+    print("| setup | requests/s | p50 ms | p99 ms | non-200 | ratio to peer |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['setup']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
+            f"| {row['errors']} | {row['rps'] / peer['rps']:.2f} |"
+        )
+    print(f"ratio ours/peer (requests/s): {ratio:.2f}; target ≥ 2000 req/s with p99 ≤ 20 ms")
+    print(f"keys taken from site alice: {ours['keys_taken']} (200 answers incl. warm-up)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

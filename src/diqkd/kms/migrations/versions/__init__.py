@@ -1,0 +1,1 @@
+"""Alembic revisions of the key store, oldest first."""

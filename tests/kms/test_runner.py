@@ -1,0 +1,97 @@
+"""Coalesced reservations: alike concurrent requests share a transaction, each gets its own keys."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from diqkd.kms.runner import ReserveRequest, StoreRunner
+from diqkd.kms.store import NotEnoughKey, Reservation, ServedKey
+
+
+class _CountingStore:
+    """Hands out ``available`` keys; records each reserve call (a stand-in for a transaction)."""
+
+    def __init__(self, available: int) -> None:
+        self.available = available
+        self.calls: list[int] = []
+        self.lock = threading.Lock()
+
+    def reserve(
+        self, *, number: int, size_bits: int, master_sae: str, slave_saes: Sequence[str]
+    ) -> tuple[list[ServedKey], list[Reservation]]:
+        time.sleep(0.02)  # a transaction takes a while: requests queue up meanwhile
+        with self.lock:
+            self.calls.append(number)
+            if number > self.available:
+                raise NotEnoughKey(f"{self.available} left")
+            self.available -= number
+        keys, reservations = [], []
+        for _ in range(number):
+            kid = str(uuid.uuid4())
+            keys.append(ServedKey(key_id=kid, key=bytes(size_bits // 8), size_bits=size_bits))
+            reservations.append(
+                Reservation(
+                    key_id=kid,
+                    block_id=str(uuid.uuid4()),
+                    offset_bits=0,
+                    size_bits=size_bits,
+                    master_sae=master_sae,
+                    slave_saes=tuple(slave_saes),
+                )
+            )
+        return keys, reservations
+
+
+async def _many(runner: StoreRunner, requests: list[ReserveRequest]) -> list[Any]:
+    return await asyncio.gather(*(runner.reserve(r) for r in requests), return_exceptions=True)
+
+
+def test_alike_requests_share_transactions_and_get_distinct_keys() -> None:
+    store = _CountingStore(available=1000)
+    runner = StoreRunner(store, threads=1)  # type: ignore[arg-type]
+    requests = [ReserveRequest(2, 256, "SAE-A", ("SAE-B",)) for _ in range(40)]
+    try:
+        results = asyncio.run(_many(runner, requests))
+    finally:
+        runner.shutdown()
+    ids = [k.key_id for keys, _ in results for k in keys]
+    assert len(ids) == len(set(ids)) == 80
+    for keys, reservations in results:
+        assert [r.key_id for r in reservations] == [k.key_id for k in keys]
+    assert len(store.calls) < 40  # coalesced
+    assert sum(store.calls) == 80
+
+
+def test_different_groups_are_not_mixed() -> None:
+    store = _CountingStore(available=1000)
+    runner = StoreRunner(store, threads=1)  # type: ignore[arg-type]
+    requests = [ReserveRequest(1, 256 if i % 2 else 512, "SAE-A", ("SAE-B",)) for i in range(10)]
+    try:
+        results = asyncio.run(_many(runner, requests))
+    finally:
+        runner.shutdown()
+    for request, (keys, reservations) in zip(requests, results, strict=True):
+        assert all(k.size_bits == request.size_bits for k in keys)
+        assert all(r.slave_saes == ("SAE-B",) for r in reservations)
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_shortage_serves_as_many_as_possible(threads: int) -> None:
+    store = _CountingStore(available=5)
+    runner = StoreRunner(store, threads=threads)  # type: ignore[arg-type]
+    requests = [ReserveRequest(1, 256, "SAE-A", ("SAE-B",)) for _ in range(8)]
+    try:
+        results = asyncio.run(_many(runner, requests))
+    finally:
+        runner.shutdown()
+    served = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, NotEnoughKey)]
+    assert len(served) == 5 and len(refused) == 3
+    assert store.available == 0
