@@ -88,9 +88,13 @@ def _report(result: SessionResult, title: str, extra: dict[str, Any], as_json: b
             ("randomness", summary["randomness"]),
             ("time", f"{summary['timings_s'].get('total', 0.0):.2f} s"),
         ]
-        for key in ("key_stores", "keys_files", "records_file"):
-            if key in summary:
-                rows.append((key.replace("_", " "), str(summary[key])))
+        if "key_stores" in summary:
+            for site, path in summary["key_stores"].items():
+                rows.append((f"key store ({site})", str(path)))
+        if "keys_files" in summary:
+            rows.append(("keys files", "\n".join(summary["keys_files"])))
+        if "records_file" in summary:
+            rows.append(("records file", str(summary["records_file"])))
         for name, value in rows:
             table.add_row(name, value)
         console.print(table)
