@@ -1,25 +1,26 @@
 """Benchmark: diqkd LDPC reconciliation versus the ``ldpc`` package's BP decoder, same run.
 
-Per frame length n and QBER Q (frames with exactly Bernoulli(Q) errors, true QBER used):
+Per frame length n and QBER Q (frames with i.i.d. Bernoulli(Q) errors; the true Q is the
+estimate, as in the literature's efficiency figures):
 
-* **efficiency** ``f = leaked_bits / (n·h(Q))`` (SCIENCE.md) of the full protocol
-  (:func:`diqkd.postproc.ldpc.run_ldpc`: one syndrome at target f₀, then blind reveals),
-  mean over frames, from the ledger;
-* **FER one-shot**: frames whose *first* decoding (no reveals) fails — the frame error rate of
-  the code at rate ``1 − m/n``; **FER final**: frames still unconverged or wrong at the end;
-* **throughput** of the first decoding (Mbit/s of frame per wall second of decoding, one
-  thread, JIT warm-up excluded), ours (layered sum-product, numba) and the peer's.
+* **f** ``= leaked_bits / (n·h(Q))``, mean over frames, from the ledger: the syndrome
+  (``M − p`` bits) plus every blind reveal (:func:`diqkd.postproc.ldpc.run_ldpc`);
+* **FER one-shot**: frames whose first decoding (before any blind step) fails or is wrong;
+  **FER final**: frames unconverged or wrong at the end (what verification would reject);
+* **throughput**: Mbit of key per second of Bob's first decoding (one thread, JIT and code
+  construction excluded), and of the whole protocol (both parties, every blind step);
+* **peer**: ``ldpc`` (Roffe et al., PyPI ``ldpc`` ≥ 2, C++) ``BpDecoder`` with
+  ``bp_method="product_sum"``, ``schedule="serial"`` (layered, like ours), the same mother code
+  ``H``, the same frames, the same first syndrome and the same iteration cap; per-bit channel
+  probabilities ``Q`` (key), ``0.5`` (punctured), ``10⁻⁹`` (shortened); it decodes the error
+  pattern from ``H·y ⊕ s``. Its FER is one-shot (it has no blind mode). ``pip install ldpc``
+  (benchmark only, not a dependency); without it the peer columns are empty.
 
-Peer: ``ldpc`` (Roffe et al., PyPI ``ldpc`` ≥ 2, C++ BP) ``BpDecoder`` with
-``bp_method="product_sum"``, ``schedule="serial"`` (layered, like ours), the same ``H``, the
-same frames and the same iteration cap, decoding the error pattern from ``H·y ⊕ s``. Install it
-for the benchmark only (``pip install ldpc``); without it the peer columns are empty.
+Run (from the repository root; codes are cached on disk under ``--cache-dir``)::
 
-Run (from the repository root)::
-
-    python benchmarks/bench_ldpc.py                  # table
+    python benchmarks/bench_ldpc.py --n 100000 --qber 0.02 0.03 0.05 --frames 20
+    python benchmarks/bench_ldpc.py --n 1000000 --qber 0.01 0.02 0.03 0.05 0.08 0.1 --frames 5
     python benchmarks/bench_ldpc.py --json
-    python benchmarks/bench_ldpc.py --n 10000 100000 --qber 0.01 0.03 0.05 --frames 20
 """
 
 from __future__ import annotations
@@ -27,133 +28,243 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from diqkd.postproc._ldpc_codes import syndrome
-from diqkd.postproc._ldpc_kernels import channel_llr, decode
-from diqkd.postproc.ldpc import DEFAULT_EFFICIENCY, LdpcAlice, LdpcBob, run_ldpc
+from diqkd.postproc._ldpc_codes import CACHE_ENV, build_code
+from diqkd.postproc._ldpc_kernels import KNOWN_LLR, LayeredDecoder
+from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, choose_code, default_efficiency
 from diqkd.postproc.ledger import LeakLedger
+from diqkd.postproc.messages import Done, RevealReply, RevealRequest
 from diqkd.postproc.reconcile import binary_entropy
 
-MAX_ITERATIONS = 100
+MAX_ITERATIONS = 150
 
 
-def _peer_decoder(code: Any, qber: float) -> Any:
+def _peer(code: Any, probs: Any, max_iter: int) -> Any:
     try:
         import scipy.sparse as sp
-        from ldpc import BpDecoder
+        from ldpc import BpDecoder  # type: ignore[attr-defined]
     except ImportError:
         return None
-    h = sp.csr_matrix(
-        (np.ones(code.n_edges, np.uint8), code.check_var, code.check_ptr), shape=(code.m, code.n)
-    )
+    data = (np.ones(code.n_edges, np.uint8), code.check_var.copy(), code.check_ptr.copy())
+    h = sp.csr_matrix(data, shape=(code.m, code.n))
     return BpDecoder(
         h,
-        error_rate=qber,
-        max_iter=MAX_ITERATIONS,
+        channel_probs=probs,
+        max_iter=max_iter,
         bp_method="product_sum",
         schedule="serial",
         input_vector_type="syndrome",
     )
 
 
+def run_frame(
+    alice_key: Any, bob_key: Any, qber: float, f0: float | None, seed: int
+) -> dict[str, Any]:
+    """One protocol run; returns leak, outcomes, timings and what was revealed."""
+    t_start = time.perf_counter()
+    alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed)
+    bob = LdpcBob(bob_key, qber, max_iterations=MAX_ITERATIONS)
+    ledger = LeakLedger()
+    reply: Any = alice.first_message()
+    first = reply
+    t_bob = 0.0
+    idx: list[Any] = []
+    vals: list[Any] = []
+    while True:
+        delivered = ledger.cross(reply)
+        if isinstance(delivered, RevealReply):
+            vals.append(delivered.bits)
+        t0 = time.perf_counter()
+        request = bob.handle(delivered)
+        t_bob += time.perf_counter() - t0
+        ledger.cross(request)
+        if isinstance(request, RevealRequest):
+            idx.append(request.indices)
+        reply = alice.handle(request)
+        if isinstance(request, Done):
+            break
+    t_total = time.perf_counter() - t_start
+    ok = bob.converged and np.array_equal(bob.corrected_key, alice_key)
+    return {
+        "alice": alice,
+        "first": first,
+        "revealed_idx": np.concatenate(idx) if idx else np.zeros(0, np.int64),
+        "revealed_val": np.concatenate(vals) if vals else np.zeros(0, np.uint8),
+        "leak": ledger.leaked_bits,
+        "first_ok": bob.converged_first and ok,
+        "final_ok": ok,
+        "reveal_rounds": bob.reveal_rounds,
+        "t_bob": t_bob,
+        "t_total": t_total,
+        "iterations": bob.iterations,
+    }
+
+
+def final_problem(res: dict[str, Any], bob_key: Any, qber: float) -> tuple[Any, ...]:
+    """Bob's last decoding problem (syndrome and all reveals), for a one-shot comparison."""
+    a: LdpcAlice = res["alice"]
+    code = a.code
+    keep = np.ones(code.m, bool)
+    keep[code.anchors[: a.punctured]] = False
+    full = np.zeros(code.m, np.uint8)
+    full[keep] = res["first"].syndrome
+    word = np.zeros(code.n, np.uint8)
+    word[code.key_positions] = bob_key
+    word[res["revealed_idx"]] = res["revealed_val"]
+    probs = np.full(code.n, 1e-9)
+    probs[code.key_positions] = qber
+    probs[code.specials[: a.punctured]] = 0.5
+    probs[res["revealed_idx"]] = 1e-9
+    prior = ((1.0 - 2.0 * word) * np.log((1.0 - probs) / probs)).astype(np.float32)
+    prior = np.clip(prior, -KNOWN_LLR, KNOWN_LLR)
+    return code, full, word, probs, prior
+
+
 def bench(
-    n: int, qber: float, frames: int, f0: float, seed: int, with_peer: bool = True
+    n: int,
+    qber: float,
+    frames: int,
+    f0: float | None,
+    seed: int,
+    peer_frames: int,
+    peer_iter: int,
 ) -> dict[str, Any]:
     rng = np.random.default_rng([seed, n, int(qber * 1e6)])
-    leaks, one_shot_fail, final_fail = [], 0, 0
-    t_ours = t_peer = 0.0
-    peer_fail = 0
-    peer_agree = 0
-    peer = None
-    for frame in range(frames + 1):  # frame 0: JIT and code-construction warm-up
+    rung, _ = choose_code(n, qber, f0)
+    t0 = time.perf_counter()
+    build_code(n, rung, seed)
+    t_build = time.perf_counter() - t0
+    leaks, first_fail, final_fail, rounds, its = [], 0, 0, [], []
+    t_bob = t_total = t_peer = t_ours_final = 0.0
+    peer_fail = peer_done = its_peer = its_ours_final = 0
+    for frame in range(frames + 1):  # frame 0: JIT warm-up
         alice = rng.integers(0, 2, n, dtype=np.uint8)
         bob = alice ^ (rng.random(n) < qber).astype(np.uint8)
-        a = LdpcAlice(alice, qber, efficiency=f0, code_seed=seed)
-        code = a.code
-        s = syndrome(code, alice)
-        t0 = time.perf_counter()
-        hard, ok, _, _ = decode(
-            code.check_ptr, code.check_var, s, channel_llr(bob, qber), max_iterations=MAX_ITERATIONS
-        )
-        dt = time.perf_counter() - t0
-        if peer is None:
-            peer = (with_peer and _peer_decoder(code, qber)) or False
-        if peer:
-            target = syndrome(code, bob) ^ s
-            t0 = time.perf_counter()
-            err = peer.decode(target)
-            dtp = time.perf_counter() - t0
-            peer_ok = bool(peer.converge) and np.array_equal(bob ^ err.astype(np.uint8), alice)
+        res = run_frame(alice, bob, qber, f0, seed)
+        a: LdpcAlice = res["alice"]
+        if 0 < frame <= peer_frames and res["final_ok"]:
+            code, full, word, probs, prior = final_problem(res, bob, qber)
+            peer = _peer(code, probs, peer_iter)
+            if peer is not None:
+                dec = LayeredDecoder(code.check_ptr, code.check_var, full, prior)
+                tp = time.perf_counter()
+                dec.run(peer_iter, peer_iter)
+                t_ours_final += time.perf_counter() - tp
+                its_ours_final += dec.iterations
+                target = code.syndrome(word) ^ full
+                tp = time.perf_counter()
+                err = peer.decode(target)
+                t_peer += time.perf_counter() - tp
+                its_peer += int(peer.iter)
+                est = (word ^ err.astype(np.uint8))[code.key_positions]
+                peer_fail += not (bool(peer.converge) and np.array_equal(est, alice))
+                peer_done += 1
         if frame == 0:
             continue
-        t_ours += dt
-        one_shot_fail += not (ok and np.array_equal(hard, alice))
-        if peer:
-            t_peer += dtp
-            peer_fail += not peer_ok
-            peer_agree += peer_ok == (ok and np.array_equal(hard, alice))
-        ledger = LeakLedger()
-        b = LdpcBob(bob, qber)
-        run = run_ldpc(a, b, ledger)
-        final_fail += not (run.converged and np.array_equal(b.corrected_key, alice))
-        leaks.append(ledger.leaked_bits)
+        leaks.append(res["leak"])
+        first_fail += not res["first_ok"]
+        final_fail += not res["final_ok"]
+        rounds.append(res["reveal_rounds"])
+        its.append(res["iterations"])
+        t_bob += res["t_bob"]
+        t_total += res["t_total"]
+    code = a.code
     h = binary_entropy(qber)
-    ours_mbps = n * frames / t_ours / 1e6
-    peer_mbps = n * frames / t_peer / 1e6 if peer else math.nan
+    f = np.array(leaks, dtype=float) / (n * h)
+    ours_final = n * peer_done / t_ours_final / 1e6 if peer_done else None
+    peer_mbps = n * peer_done / t_peer / 1e6 if peer_done else None
     return {
         "n": n,
         "qber": qber,
         "frames": frames,
-        "m": code.m,
-        "f_code": code.m / (n * h),
-        "f_mean": float(np.mean(leaks)) / (n * h),
-        "fer_one_shot": one_shot_fail / frames,
+        "rung": rung,
+        "table_rate": code.rate,
+        "punctured": a.punctured,
+        "f0": default_efficiency(n) if f0 is None else f0,
+        "f_mean": float(f.mean()),
+        "f_sem": float(f.std(ddof=1) / math.sqrt(frames)) if frames > 1 else math.nan,
+        "f_max": float(f.max()),
+        "fer_one_shot": first_fail / frames,
         "fer_final": final_fail / frames,
-        "ours_mbit_s": ours_mbps,
-        "peer_fer": peer_fail / frames if peer else None,
-        "peer_same_outcome": peer_agree / frames if peer else None,
-        "peer_mbit_s": peer_mbps if peer else None,
-        "speedup": ours_mbps / peer_mbps if peer else None,
+        "blind_steps_mean": float(np.mean(rounds)),
+        "iterations_mean": float(np.mean(its)),
+        "ours_bob_mbit_s": n * frames / t_bob / 1e6,
+        "ours_protocol_mbit_s": n * frames / t_total / 1e6,
+        "peer_frames": peer_done,
+        "ours_final_mbit_s": ours_final,
+        "peer_fer_final_problem": peer_fail / peer_done if peer_done else None,
+        "peer_mbit_s": peer_mbps,
+        "ratio": ours_final / peer_mbps if peer_mbps and ours_final else None,
+        "peer_max_iter": peer_iter,
+        "ours_final_iterations": its_ours_final / peer_done if peer_done else None,
+        "peer_iterations": its_peer / peer_done if peer_done else None,
+        "ratio_per_iteration": (
+            (t_peer / its_peer) / (t_ours_final / its_ours_final)
+            if peer_done and its_peer and its_ours_final
+            else None
+        ),
+        "build_s": t_build,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--qber", type=float, nargs="+", default=[0.01, 0.02, 0.03, 0.05])
-    parser.add_argument("--frames", type=int, default=20)
-    parser.add_argument("--f0", type=float, default=DEFAULT_EFFICIENCY)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--qber", type=float, nargs="+", default=[0.02, 0.03, 0.05])
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--f0", type=float, default=None, help="default: default_efficiency(n)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--no-peer", action="store_true", help="skip the (slow) ldpc package")
-    args = parser.parse_args()
-    rows = [
-        bench(n, q, args.frames, args.f0, args.seed, not args.no_peer)
-        for n in args.n
-        for q in args.qber
-    ]
-    if args.json:
-        print(json.dumps({"f0": args.f0, "rows": rows}, indent=2))
-        return
-    head = (
-        f"{'n':>7} {'QBER':>5} {'f_code':>6} {'f_mean':>6} {'FER1':>5} {'FERfin':>6} "
-        f"{'ours Mb/s':>9} {'peer FER':>8} {'peer Mb/s':>9} {'ratio':>6}"
+    parser.add_argument(
+        "--cache-dir", default=os.environ.get(CACHE_ENV) or str(Path.home() / ".cache/diqkd/ldpc")
     )
-    print(head)
-    for r in rows:
-        peer = (
-            f"{r['peer_fer']:8.3f} {r['peer_mbit_s']:9.3f} {r['speedup']:6.2f}"
-            if r["speedup"] is not None
-            else f"{'-':>8} {'-':>9} {'-':>6}"
-        )
-        print(
-            f"{r['n']:7d} {r['qber']:5.3f} {r['f_code']:6.3f} {r['f_mean']:6.3f} "
-            f"{r['fer_one_shot']:5.2f} {r['fer_final']:6.2f} {r['ours_mbit_s']:9.3f} {peer}"
-        )
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--peer-frames", type=int, default=1, help="frames the ldpc package decodes (0: none)"
+    )
+    parser.add_argument(
+        "--peer-max-iter", type=int, default=MAX_ITERATIONS, help="iteration cap, both decoders"
+    )
+    args = parser.parse_args()
+    os.environ[CACHE_ENV] = args.cache_dir
+    head = (
+        f"{'n':>8} {'QBER':>5} {'k':>3} {'R0':>4} {'p':>6} {'f':>6} {'±':>5} {'f_max':>6} "
+        f"{'FER1':>5} {'FERfin':>6} {'steps':>5} {'iters':>5} {'Bob Mb/s':>8} {'proto':>6} "
+        f"{'final':>6} {'peerFER':>7} {'peer Mb/s':>9} {'ratio':>6} {'it o/p':>7} "
+        f"{'r/iter':>6} {'build s':>7}"
+    )
+    if not args.json:
+        print(head, flush=True)
+    rows = []
+    for n in args.n:
+        for q in args.qber:
+            r = bench(n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter)
+            rows.append(r)
+            if args.json:
+                continue
+            peer = (
+                f"{r['ours_final_mbit_s']:6.2f} {r['peer_fer_final_problem']:7.2f} "
+                f"{r['peer_mbit_s']:9.4f} {r['ratio']:6.0f} "
+                f"{r['ours_final_iterations']:3.0f}/{r['peer_iterations']:<3.0f} "
+                f"{r['ratio_per_iteration']:6.0f}"
+                if r["ratio"] is not None
+                else f"{'-':>6} {'-':>7} {'-':>9} {'-':>6} {'-':>7} {'-':>6}"
+            )
+            print(
+                f"{r['n']:8d} {r['qber']:5.3f} {r['rung']:3d} {r['table_rate']:4.2f} "
+                f"{r['punctured']:6d} {r['f_mean']:6.3f} {r['f_sem']:5.3f} {r['f_max']:6.3f} "
+                f"{r['fer_one_shot']:5.2f} {r['fer_final']:6.3f} {r['blind_steps_mean']:5.1f} "
+                f"{r['iterations_mean']:5.0f} {r['ours_bob_mbit_s']:8.2f} "
+                f"{r['ours_protocol_mbit_s']:6.2f} {peer} {r['build_s']:7.1f}",
+                flush=True,
+            )
+    if args.json:
+        print(json.dumps({"f0": args.f0, "max_iterations": MAX_ITERATIONS, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

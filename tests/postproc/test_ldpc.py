@@ -1,149 +1,310 @@
-"""LDPC reconciliation: PEG codes, BP syndrome decoders (numba vs numpy), the two parties."""
+"""LDPC reconciliation: code family, PEG construction, decoders (numba vs numpy), the parties."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from diqkd.errors import ProtocolAbort, ReconciliationError
-from diqkd.postproc._ldpc_codes import build_code, parse_code_id, syndrome, variable_degrees
-from diqkd.postproc._ldpc_kernels import channel_llr, decode
-from diqkd.postproc.ldpc import (
-    LdpcAlice,
-    LdpcBob,
-    choose_syndrome_length,
-    run_ldpc,
+from diqkd.errors import ProtocolAbort, ReconciliationError, VerificationFailed
+from diqkd.postproc._ldpc_codes import (
+    ELKOUSS_2009,
+    LADDER_TOP,
+    MotherCode,
+    build_code,
+    ladder,
+    parse_code_id,
+    variable_degrees,
 )
+from diqkd.postproc._ldpc_kernels import (
+    KNOWN_LLR,
+    PHI_TABLE,
+    LayeredDecoder,
+    bsc_llr,
+    layered_numba,
+    layered_numpy,
+    phi,
+)
+from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, choose_code, run_ldpc
 from diqkd.postproc.ledger import LeakLedger
-from diqkd.postproc.messages import RevealReply, SyndromeMessage
+from diqkd.postproc.messages import Done, RevealReply, RevealRequest, SyndromeMessage
 from diqkd.postproc.reconcile import binary_entropy, reconcile
+from diqkd.postproc.verify import new_verification_key, verification_tag, verify_keys
 
 
-def noisy_pair(n: int, qber: float, seed: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+def noisy_pair(
+    n: int, qber: float, seed: int, p_one: float = 0.5
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     rng = np.random.default_rng(seed)
-    alice = rng.integers(0, 2, n, dtype=np.uint8)
+    alice = (rng.random(n) < p_one).astype(np.uint8)
     return alice, alice ^ (rng.random(n) < qber).astype(np.uint8)
 
 
+@pytest.mark.parametrize("rate", sorted(ELKOUSS_2009))
+def test_published_tables_are_normalised_and_have_their_rate(rate: float) -> None:
+    dist = ELKOUSS_2009[rate]
+    # Table I prints 5 decimals: each coefficient is off by ≤ 5e-6, the sum by ≤ 10 of them
+    assert abs(sum(dist.lam.values()) - 1) <= 5e-5
+    assert abs(sum(dist.rho.values()) - 1) <= 5e-5
+    design = 1 - sum(v / i for i, v in dist.rho.items()) / sum(v / i for i, v in dist.lam.items())
+    assert abs(design - rate) < 2e-3  # Eq. (5) of Elkouss et al. (2009)
+    # BSC threshold below capacity: f = (1 − R)/h(p*) > 1
+    assert (1 - rate) / binary_entropy(dist.threshold) > 1
+
+
 def test_construction_is_deterministic_and_well_formed() -> None:
-    a = build_code(2000, 400, 7)
-    b = build_code.__wrapped__(2000, 400, 7)  # bypass the cache: rebuilt from scratch
+    k = 38
+    a = build_code(2000, k, 7)
+    b = build_code.__wrapped__(2000, k, 7)  # bypass the cache: rebuilt from scratch
     np.testing.assert_array_equal(a.check_ptr, b.check_ptr)
     np.testing.assert_array_equal(a.check_var, b.check_var)
-    c = build_code.__wrapped__(2000, 400, 8)
-    assert not np.array_equal(a.check_var, c.check_var)
+    np.testing.assert_array_equal(a.specials, b.specials)
+    assert not np.array_equal(a.check_var, build_code.__wrapped__(2000, k, 8).check_var)
+    m, d, rate = ladder(2000, k)
+    assert (a.m, a.n, a.n_special, a.rate) == (m, 2000 + d, d, rate)
     h = a.dense()
-    assert h.shape == (400, 2000)
-    np.testing.assert_array_equal(h.sum(axis=0), variable_degrees(2000, 400))
+    np.testing.assert_array_equal(
+        np.sort(h.sum(axis=0)), variable_degrees(a.n, m, ELKOUSS_2009[rate])
+    )
     row_deg = h.sum(axis=1)
-    assert row_deg.max() - row_deg.min() <= 2  # PEG's lowest-degree rule concentrates checks
-    # PEG avoids 4-cycles (two columns sharing two rows) where the graph leaves room: among
-    # the low-degree columns of this code, and everywhere in a rate-1/2 code of this length
-    low = h[:, h.sum(axis=0) <= 7].astype(np.float64)  # BLAS product
+    # lowest-degree rule: concentrated checks (±1 more where the search reached every check)
+    assert row_deg.max() - row_deg.min() <= 2
+    # no 4-cycles through the low-degree columns (in this small graph the high-degree ones
+    # reach every check, where PEG has no 4-cycle-free choice left)
+    low = h[:, h.sum(axis=0) <= 3].astype(np.float64)
     overlap = low.T @ low
     np.fill_diagonal(overlap, 0)
     assert overlap.max() <= 1
-    half = build_code(2000, 1000, 7).dense().astype(np.float64)
-    overlap = half.T @ half
-    np.fill_diagonal(overlap, 0)
-    assert overlap.max() <= 1
-    assert parse_code_id(a.code_id) == (2000, 400, 7)
+    # specials: untainted (no check touches two puncturable ones), anchors are their checks
+    punct = a.specials[: a.n_puncturable]
+    assert h[:, punct].sum(axis=1).max() <= 1
+    assert np.all(h[a.anchors, punct] == 1)
+    assert a.n_puncturable == d
+    assert np.union1d(a.key_positions, a.specials).size == a.n
+    assert parse_code_id(a.code_id(5)) == (2000, k, 7, 5)
+
+
+def test_disk_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIQKD_LDPC_CACHE_DIR", str(tmp_path))
+    first = build_code.__wrapped__(500, 20, 3)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1
+    again = build_code.__wrapped__(500, 20, 3)  # loaded from disk
+    np.testing.assert_array_equal(first.check_var, again.check_var)
+    np.testing.assert_array_equal(first.anchors, again.anchors)
+    files[0].write_bytes(b"garbage")  # a damaged file is rebuilt, not trusted
+    rebuilt = build_code.__wrapped__(500, 20, 3)
+    np.testing.assert_array_equal(first.check_var, rebuilt.check_var)
 
 
 def test_syndrome_matches_dense_product() -> None:
-    code = build_code(500, 120, 1)
-    x = np.random.default_rng(0).integers(0, 2, 500, dtype=np.uint8)
-    np.testing.assert_array_equal(syndrome(code, x), (code.dense().astype(int) @ x) % 2)
+    code = build_code(500, 20, 1)
+    x = np.random.default_rng(0).integers(0, 2, code.n, dtype=np.uint8)
+    np.testing.assert_array_equal(code.syndrome(x), (code.dense().astype(int) @ x) % 2)
 
 
 @pytest.mark.parametrize(
-    ("n", "m", "seed"), [(4, 2, 0), (1000, 600, 0), (1000, 1, 0), (1000, 100, -1)]
+    ("n", "k", "seed"), [(4, 0, 0), (1000, LADDER_TOP + 1, 0), (1000, -1, 0), (1000, 3, -1)]
 )
-def test_bad_code_sizes_raise(n: int, m: int, seed: int) -> None:
+def test_bad_code_arguments_raise(n: int, k: int, seed: int) -> None:
     with pytest.raises(ReconciliationError):
-        build_code(n, m, seed)
+        build_code(n, k, seed)
 
 
-@pytest.mark.parametrize("name", ["", "peg-rsu20:n=10:m=3", "other:n=100:m=20:seed=0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "peg-ellab09:n=1000:k=3:seed=0",
+        "other:n=1000:k=3:seed=0:p=0",
+        "peg-ellab09:n=1000:k=99:seed=0:p=0",
+    ],
+)
 def test_bad_code_names_raise(name: str) -> None:
     with pytest.raises(ReconciliationError):
         parse_code_id(name)
 
 
-def test_flooding_numba_matches_numpy_reference() -> None:
-    for qber, seed in [(0.02, 1), (0.06, 2)]:  # one converging, one failing frame
-        code = build_code(3000, 600, 3)
-        x, y = noisy_pair(3000, qber, seed)
-        s, prior = syndrome(code, x), channel_llr(y, qber)
-        a = decode(code.check_ptr, code.check_var, s, prior, max_iterations=30, schedule="flooding")
-        b = decode(
-            code.check_ptr, code.check_var, s, prior, max_iterations=30, schedule="flooding-numpy"
-        )
-        np.testing.assert_array_equal(a[0], b[0])
-        assert a[1:3] == b[1:3]
-        np.testing.assert_allclose(a[3], b[3], rtol=1e-9, atol=1e-9)
-    assert not a[1]  # the second frame is beyond this code: the failure path is compared too
+def test_phi_table_error_is_within_its_bound() -> None:
+    x = np.geomspace(2.0**-16, 60.0, 20001).astype(np.float32)
+    exact = np.log1p(2.0 / np.expm1(x.astype(np.float64)))
+    # half a bin (relative width 2⁻⁸) times |φ'(x)|·x = x/sinh(x), plus float32 rounding
+    bound = x / np.sinh(x.astype(np.float64)) * 2.0**-9 + 4e-7 * exact + 1e-7
+    in_range = x < 63.0
+    assert np.all(np.abs(phi(x)[in_range] - exact[in_range]) <= bound[in_range])
+    assert PHI_TABLE[-1] == 0.0 and phi(np.array([1e30], np.float32))[0] == 0.0
+    assert phi(np.array([0.0], np.float32))[0] == PHI_TABLE[0]
 
 
-def test_layered_and_flooding_agree_on_easy_frames() -> None:
-    code = build_code(3000, 600, 3)
-    for seed in range(3):
-        x, y = noisy_pair(3000, 0.02, seed)
-        s, prior = syndrome(code, x), channel_llr(y, 0.02)
-        lay = decode(code.check_ptr, code.check_var, s, prior, schedule="layered")
-        flo = decode(code.check_ptr, code.check_var, s, prior, schedule="flooding-numpy")
-        assert lay[1] and flo[1]
-        np.testing.assert_array_equal(lay[0], x)
-        np.testing.assert_array_equal(flo[0], x)
-        assert lay[2] <= flo[2]
+def _problem(
+    n: int, k: int, qber: float, seed: int
+) -> tuple[MotherCode, NDArray[np.uint8], NDArray[np.float32], NDArray[np.uint8]]:
+    code = build_code(n, k, 1)
+    x, y = noisy_pair(n, qber, seed)
+    word = np.zeros(code.n, np.uint8)
+    word[code.key_positions] = x
+    prior = np.full(code.n, KNOWN_LLR, np.float32)
+    prior[code.key_positions] = (1 - 2 * y.astype(np.float32)) * bsc_llr(qber)
+    return code, code.syndrome(word), prior, x
+
+
+@pytest.mark.parametrize(("qber", "converges"), [(0.01, True), (0.09, False)])
+def test_layered_numba_matches_numpy_reference_bit_for_bit(qber: float, converges: bool) -> None:
+    code, s, prior, x = _problem(800, 38, qber, 3)
+    results = []
+    for kernel in (layered_numba, layered_numpy):
+        post, r = prior.copy(), np.zeros(code.n_edges, np.float32)
+        it, ok = kernel(code.check_ptr, code.check_var, s, post, r, 40, 8)
+        results.append((it, ok, post, r))
+    (it_a, ok_a, post_a, r_a), (it_b, ok_b, post_b, r_b) = results
+    assert (it_a, ok_a) == (it_b, ok_b)
+    assert ok_a is converges
+    np.testing.assert_array_equal(post_a, post_b)
+    np.testing.assert_array_equal(r_a, r_b)
+    if converges:
+        np.testing.assert_array_equal((post_a < 0)[code.key_positions], x)
+
+
+def test_warm_start_after_reveals_converges() -> None:
+    code, s, prior, x = _problem(2000, 38, 0.045, 5)  # beyond this code's one-shot reach
+    dec = LayeredDecoder(code.check_ptr, code.check_var, s, prior)
+    assert not dec.run(60, 8)
+    positions = code.key_positions[:1200]
+    dec.set_known(positions, x[:1200])
+    assert dec.run(100, 20)
+    np.testing.assert_array_equal(dec.hard()[code.key_positions], x)
 
 
 def test_decoder_rejects_bad_arguments() -> None:
-    code = build_code(500, 120, 1)
-    s, prior = np.zeros(120, np.uint8), np.zeros(500)
+    code = build_code(500, 20, 1)
+    s, prior = np.zeros(code.m, np.uint8), np.zeros(code.n, np.float32)
     with pytest.raises(ReconciliationError):
-        decode(code.check_ptr, code.check_var, s, prior, schedule="bogus")  # type: ignore[arg-type]
+        LayeredDecoder(code.check_ptr, code.check_var, s, prior, backend="bogus")  # type: ignore[arg-type]
     with pytest.raises(ReconciliationError):
-        decode(code.check_ptr, code.check_var, s, prior, max_iterations=0)
+        LayeredDecoder(code.check_ptr, code.check_var, s[:-1], prior)
     with pytest.raises(ReconciliationError):
-        decode(code.check_ptr, code.check_var, s[:-1], prior)
+        LayeredDecoder(code.check_ptr, code.check_var, s, prior[:-1])
     with pytest.raises(ReconciliationError):
-        channel_llr(np.zeros(5, np.uint8), 0.5)
+        LayeredDecoder(code.check_ptr, code.check_var, s, prior).run(0, 1)
+    with pytest.raises(ReconciliationError):
+        bsc_llr(0.5)
 
 
-@pytest.mark.parametrize("qber", [0.01, 0.03, 0.05])
+@pytest.mark.parametrize("qber", [0.01, 0.03, 0.06])
 def test_protocol_reconciles_and_ledger_counts_every_bit(qber: float) -> None:
-    n = 10_000
+    n = 4000
     alice, bob = noisy_pair(n, qber, 11)
     ledger = LeakLedger()
     a, b = LdpcAlice(alice, qber), LdpcBob(bob, qber)
     run = run_ldpc(a, b, ledger, through_bytes=True)
     assert run.converged and a.finished and b.done
     np.testing.assert_array_equal(b.corrected_key, alice)
-    m = choose_syndrome_length(n, qber)
-    assert a.code.m == m
-    assert ledger.leaked_bits == run.disclosed_bits == m + b.revealed_bits
+    code = a.code
+    k, p = choose_code(n, qber)
+    assert (code.rung, a.punctured) == (k, min(p, code.n_puncturable))
+    assert ledger.leaked_bits == run.disclosed_bits == code.m - a.punctured + b.revealed_bits
     by_kind = ledger.bits_by_kind()
-    assert by_kind["SyndromeMessage"] == m
+    assert by_kind["SyndromeMessage"] == code.m - a.punctured
     assert by_kind.get("RevealReply", 0) == b.revealed_bits
-    assert run.rounds == 1 + b.reveal_rounds
-    assert run.messages == 2 * run.rounds
+    assert run.rounds == 1 + b.reveal_rounds and run.messages == 2 * run.rounds
     f = ledger.leaked_bits / (n * binary_entropy(qber))
-    assert 1.0 < f < 1.6
+    assert 1.0 < f < 1.5
 
 
-def test_blind_reveals_rescue_a_too_short_syndrome() -> None:
+def test_ledger_equals_the_bits_that_cross() -> None:
+    """Count the payload bits of every message on the wire, independently of the ledger."""
+    n, qber = 5000, 0.04
+    alice, bob = noisy_pair(n, qber, 2)
+    a, b = LdpcAlice(alice, qber, efficiency=1.0), LdpcBob(bob, qber, reveal_fraction=0.02)
+    ledger = LeakLedger()
+    crossed = 0
+    reply = a.first_message()
+    while True:
+        if isinstance(reply, SyndromeMessage):
+            crossed += reply.syndrome.size
+        elif isinstance(reply, RevealReply):
+            crossed += reply.bits.size
+        request = b.handle(ledger.cross(reply, through_bytes=True))
+        ledger.cross(request, through_bytes=True)
+        reply = a.handle(request)  # type: ignore[assignment]
+        if isinstance(request, Done):
+            break
+    assert b.reveal_rounds >= 1  # f₀ = 1 is below what BP decodes: blind steps happened
+    assert ledger.leaked_bits == crossed
+    np.testing.assert_array_equal(b.corrected_key, alice)
+
+
+def test_same_seed_same_transcript() -> None:
+    alice, bob = noisy_pair(4000, 0.05, 8)
+    digests, keys = [], []
+    for _ in range(2):
+        ledger = LeakLedger()
+        b = LdpcBob(bob, 0.05)
+        run_ldpc(LdpcAlice(alice, 0.05, efficiency=1.0, code_seed=4), b, ledger)
+        digests.append(ledger.transcript_digest())
+        keys.append(b.corrected_key)
+    assert digests[0] == digests[1]
+    np.testing.assert_array_equal(keys[0], keys[1])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_backends_give_the_same_transcript(backend: str) -> None:
+    alice, bob = noisy_pair(600, 0.03, 9)
+    ledger = LeakLedger()
+    b = LdpcBob(bob, 0.03, backend=backend)  # type: ignore[arg-type]
+    run_ldpc(LdpcAlice(alice, 0.03), b, ledger)
+    reference = LeakLedger()
+    run_ldpc(LdpcAlice(alice, 0.03), LdpcBob(bob, 0.03), reference)
+    assert ledger.transcript_digest() == reference.transcript_digest()
+
+
+def test_biased_keys_and_drifting_qber() -> None:
+    n = 8000
+    rng = np.random.default_rng(21)
+    alice = (rng.random(n) < 0.8).astype(np.uint8)  # P(1) = 0.8
+    drift = np.linspace(0.01, 0.05, n)  # QBER drifting across the block
+    bob = alice ^ (rng.random(n) < drift).astype(np.uint8)
+    estimate = float(np.mean(alice != bob))
+    result = reconcile(alice, bob, method="ldpc", qber=estimate, rng_seed_for_public_shuffles=3)
+    np.testing.assert_array_equal(result.bob_corrected, alice)
+    assert result.leaked_bits == result.ledger.leaked_bits
+
+
+def test_tampered_syndrome_is_caught_by_verification() -> None:
+    alice, bob = noisy_pair(5000, 0.03, 12)
+    a, b = LdpcAlice(alice, 0.03), LdpcBob(bob, 0.03, max_reveals=2)
+    first = a.first_message()
+    flipped = first.syndrome.copy()
+    flipped[7] ^= 1
+    tampered = SyndromeMessage(code_id=first.code_id, syndrome=flipped)
+    reply: object = tampered
+    while True:
+        request = b.handle(reply)  # type: ignore[arg-type]
+        reply = a.handle(request)
+        if isinstance(request, Done):
+            break
+    assert not np.array_equal(b.corrected_key, alice)
+    key = new_verification_key()
+    with pytest.raises(VerificationFailed):
+        verify_keys(verification_tag(alice, key), b.corrected_key, key)
+
+
+def test_blind_steps_rescue_a_too_short_syndrome() -> None:
     n, qber = 5000, 0.04
     alice, bob = noisy_pair(n, qber, 5)
     ledger = LeakLedger()
     a = LdpcAlice(alice, qber, efficiency=1.0)  # at the Shannon limit: BP cannot decode
-    b = LdpcBob(bob, qber, max_reveals=30, reveal_fraction=0.05)
+    b = LdpcBob(bob, qber)
     run = run_ldpc(a, b, ledger)
-    assert b.reveal_rounds >= 1
+    assert b.reveal_rounds >= 1 and not b.converged_first
     assert run.converged
     np.testing.assert_array_equal(b.corrected_key, alice)
-    assert ledger.leaked_bits == a.code.m + b.revealed_bits
+    assert ledger.leaked_bits == a.code.m - a.punctured + b.revealed_bits
     assert ledger.bits_by_kind()["RevealReply"] == b.revealed_bits
 
 
@@ -158,19 +319,18 @@ def test_unconverged_frame_is_reported_and_reconcile_aborts() -> None:
 
 
 def test_reconcile_routes_ldpc() -> None:
-    alice, bob = noisy_pair(10_000, 0.03, 4)
+    alice, bob = noisy_pair(6000, 0.03, 4)
     result = reconcile(alice, bob, method="ldpc", qber=0.03, rng_seed_for_public_shuffles=9)
     assert result.method == "ldpc"
     np.testing.assert_array_equal(result.bob_corrected, alice)
     assert result.leaked_bits == result.ledger.leaked_bits
     estimated = reconcile(alice, bob, method="ldpc", rng_seed_for_public_shuffles=9)
     np.testing.assert_array_equal(estimated.bob_corrected, alice[estimated.kept_indices])
-    assert reconcile(alice, bob, qber=0.03, method="auto").method == "cascade"
 
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros(0, np.uint8), np.full(10, 2), np.zeros((2, 8), np.uint8), np.zeros(10, float)],
+    [np.zeros(0, np.uint8), np.full(100, 2), np.zeros((2, 80), np.uint8), np.zeros(100, float)],
 )
 def test_bad_keys_raise(bad: NDArray[np.generic]) -> None:
     with pytest.raises(ReconciliationError):
@@ -191,13 +351,15 @@ def test_bad_qber_raises(qber: float) -> None:
 def test_bad_parameters_raise() -> None:
     key = np.zeros(1000, np.uint8)
     with pytest.raises(ReconciliationError):
-        LdpcAlice(key, 0.3)  # needs rate < 1/2
+        LdpcAlice(key, 0.2)  # beyond the rate-½ codes
     with pytest.raises(ReconciliationError):
         LdpcAlice(key, 0.03, efficiency=0.9)
     with pytest.raises(ReconciliationError):
         LdpcBob(key, 0.03, max_reveals=-1)
     with pytest.raises(ReconciliationError):
         LdpcBob(key, 0.03, reveal_fraction=0.0)
+    with pytest.raises(ReconciliationError):
+        LdpcBob(key, 0.03, patience=0)
 
 
 def test_malformed_messages_abort() -> None:
@@ -210,16 +372,57 @@ def test_malformed_messages_abort() -> None:
     with pytest.raises(ProtocolAbort):  # code for another frame length
         bob.handle(
             SyndromeMessage(
-                code_id="peg-rsu20:n=2000:m=200:seed=0", syndrome=np.zeros(200, np.uint8)
+                code_id="peg-ellab09:n=2000:k=3:seed=0:p=0", syndrome=np.zeros(9, np.uint8)
             )
         )
     alice = LdpcAlice(key, 0.03)
+    name = alice.first_message().code_id
+    with pytest.raises(ProtocolAbort):  # wrong syndrome length for the named code
+        LdpcBob(key, 0.03).handle(SyndromeMessage(code_id=name, syndrome=np.zeros(3, np.uint8)))
     with pytest.raises(ProtocolAbort):
         alice.handle(SyndromeMessage(code_id="x", syndrome=np.zeros(1, np.uint8)))
+    with pytest.raises(ProtocolAbort):
+        alice.handle(RevealRequest(indices=np.array([alice.code.n], np.int64)))
 
 
-def test_syndrome_length_ladder() -> None:
-    for qber in (0.01, 0.02, 0.05, 0.08):
-        m = choose_syndrome_length(100_000, qber, 1.1)
-        need = 1.1 * 100_000 * binary_entropy(qber)
-        assert need <= m <= 1.021 * need + 1
+def test_choose_code_hits_the_target_leak() -> None:
+    for n in (10_000, 100_000):
+        for qber in (0.01, 0.02, 0.05, 0.08, 0.1):
+            k, p = choose_code(n, qber, 1.03)
+            m, d, _ = ladder(n, k)
+            need = math.ceil(1.03 * n * binary_entropy(qber))
+            assert m - p == need  # the first syndrome is exactly the target leak
+            assert p >= 0.1 * need and p <= d  # with blind room in punctured values
+            if k:
+                assert ladder(n, k - 1)[0] < 1.1 * need  # the lowest rung that leaves room
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    qber=st.sampled_from([0.02, 0.04, 0.07]),
+    p_one=st.floats(0.2, 0.8),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_keys_agree_ledger_matches_wire_and_runs_repeat(
+    qber: float, p_one: float, seed: int
+) -> None:
+    """Reconciled keys equal Alice's; the ledger is what crossed; the same input repeats."""
+    alice, bob = noisy_pair(3000, qber, seed, p_one)
+    digests = []
+    for _ in range(2):
+        ledger = LeakLedger()
+        a, b = LdpcAlice(alice, qber), LdpcBob(bob, qber)
+        crossed, reply = 0, a.first_message()
+        while True:
+            crossed += reply.syndrome.size if isinstance(reply, SyndromeMessage) else 0
+            crossed += reply.bits.size if isinstance(reply, RevealReply) else 0
+            request = b.handle(ledger.cross(reply, through_bytes=True))
+            ledger.cross(request, through_bytes=True)
+            reply = a.handle(request)  # type: ignore[assignment]
+            if isinstance(request, Done):
+                break
+        assert b.converged
+        np.testing.assert_array_equal(b.corrected_key, alice)
+        assert ledger.leaked_bits == crossed == a.code.m - a.punctured + b.revealed_bits
+        digests.append(ledger.transcript_digest())
+    assert digests[0] == digests[1]

@@ -1,366 +1,485 @@
-"""Parity-check matrices for LDPC reconciliation, built deterministically by PEG.
+"""Rate-adaptive LDPC mother codes for the binary symmetric channel, built by the package.
 
-Nothing is downloaded: a code is a pure function of ``(n, m, seed)`` and is rebuilt, bit for
-bit, by both parties from its public :attr:`LdpcCode.code_id`.
+Nothing is downloaded: a code is a pure function of ``(n_key, rung, seed)`` and both
+parties rebuild it, bit for bit, from its public name (:func:`parse_code_id`).
 
-Construction
-------------
-**Progressive Edge-Growth** (Hu, Eleftheriou, Arnold, "Regular and irregular progressive
-edge-growth Tanner graphs", IEEE Trans. Inf. Theory 51, 386 (2005), Algorithm PEG): variable
-nodes are processed in increasing degree order; the first edge of a variable goes to a check of
-lowest current degree; every further edge goes to a check at maximal distance from the
-variable in the current Tanner graph (found by a breadth-first search), the lowest-degree one
-among those (ties broken by a seeded pseudo-random scan). Two deviations, both for speed at
-``n ~ 10⁵``: the search stops after :data:`PEG_MAX_DEPTH` check levels, or before a level
-once :data:`PEG_REACH_BUDGET` checks are reached, even within a level (then any unreached
-check counts as "at maximal distance": the local girth is at least twice the number of levels
-fully explored), and
-the lowest-degree selection uses a bucket queue (O(1) per degree update). The numba kernel
-makes a 10⁵-bit code in seconds; codes are cached in memory per ``(n, m, seed)``.
+Degree distributions
+--------------------
+:data:`ELKOUSS_2009`: the nine edge-perspective distributions ``λ(x), ρ(x)`` optimised for the
+BSC by differential evolution and discretised density evolution in Elkouss, Leverrier,
+Alléaume, Boutros, "Efficient reconciliation protocol for discrete-variable quantum key
+distribution", Proc. IEEE ISIT 2009, 1879 (arXiv:0901.2140), **Table I** (rates 0.50 … 0.90,
+thresholds ``p*`` 0.1071 … 0.0109; Eqs. (4)–(5) define ``λ``, ``ρ`` and the rate). One
+coefficient is corrected: the table prints ``λ₅ = 0.094274`` for rate 0.85, which makes
+``Σλᵢ = 1.0515``; with ``0.04274`` the sum is 1 and Eq. (5) gives rate 0.849, so we read it as
+a typesetting slip. Node fractions follow from ``Lᵢ = (λᵢ/i)/Σⱼ(λⱼ/j)`` (Richardson, Urbanke,
+*Modern Coding Theory*, CUP 2008, Eq. (3.19)); counts are rounded by largest remainder. The
+check side is the concentrated distribution PEG produces (degrees ``⌊E/m⌋``, ``⌈E/m⌉``,
+:mod:`~diqkd.postproc._ldpc_peg`): at a table's design rate it equals Table I's ``ρ`` for
+the rates whose ``ρ`` has two adjacent degrees (0.55, 0.70–0.90) and is a concentrated variant
+of the same mean for 0.50, 0.60, 0.65; a rung between design rates keeps the nearest table's
+``λ`` and its check degrees follow from ``E/M``.
 
-**Variable-degree distribution**: the edge-perspective distribution of Richardson,
-Shokrollahi, Urbanke, "Design of capacity-approaching irregular low-density parity-check
-codes", IEEE Trans. Inf. Theory 47, 619 (2001), rate-½ code with maximal variable degree 20
-(:data:`RSU_LAMBDA`: ``λ(x) = 0.23403x + 0.21242x² + 0.14690x⁵ + 0.10284x⁶ + 0.30381x¹⁹``),
-converted to node fractions ``Lᵢ ∝ λᵢ/i``. It was optimised for rate ½; for other rates we
-keep it (the check degrees then concentrate, by PEG's lowest-degree rule, at ``E/m``) and cap
-the degree-2 variables at ``m − 1`` (more would force cycles made only of degree-2 nodes,
-i.e. low-weight codewords), moving the excess to degree 3. That is a heuristic: rate-specific
-optimised tables (Elkouss, Leverrier, Alléaume, Boutros, ISIT 2009, arXiv:0901.2140) would
-do better at high rates (low QBER).
-
-Representation: ``H`` (``m × n`` over GF(2)) as CSR index arrays ``check_ptr`` (``m + 1``)
-and ``check_var`` (one entry per edge, sorted within each row).
+Construction and rate adaptation
+--------------------------------
+Codes form a ladder indexed by ``k``: for a key of ``n_key`` bits, rung ``k`` has
+``M_k = ⌈n_key·`` :data:`LADDER_BASE` ``·`` :data:`LADDER_RATIO` ``ᵏ⌉`` checks,
+``d_k = ⌈`` :data:`SPECIAL_FRACTION` ``·M_k⌉`` extra *special* symbols that are not key bits,
+length ``N_k = n_key + d_k``, and the variable-degree distribution of the Table I rate
+nearest to ``1 − M_k/N_k`` (clipped to [0.5, 0.9]); ``H`` is a PEG graph
+(:mod:`~diqkd.postproc._ldpc_peg`). The specials serve the rate adaptation of Elkouss,
+Martinez-Mateo, Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec. 3.1
+(puncturing and shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured*
+(unknown to Bob), the other ``s = d − p`` *shortened* (value 0, known to both). Punctured
+symbols are chosen *untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for
+irregular low-density parity-check codes", arXiv:1103.6149): no check touches two specials,
+so each punctured symbol ``j`` has an *anchor* check ``a_j`` where it is the only special.
+Alice sets the punctured value to the parity of the key bits of ``a_j``, so syndrome bit
+``a_j`` is always 0 and is not sent: the syndrome discloses ``M − p`` bits, the leakage
+``m − p`` of the rate-adaptive and blind protocols (Martinez-Mateo, Elkouss, Martin, "Blind
+reconciliation", QIC 12, 791 (2012)); revealing a punctured value later (blind step)
+discloses one more bit. Specials are picked greedily in ascending-degree order (then a
+public seeded order); if fewer than ``d`` untainted symbols exist, the rest may only be
+shortened. The ladder ratio (4 %) is finer
+than the punctured fraction (up to 15 % of ``M``), so every leak between rungs is reachable by
+puncturing, with room left for blind steps.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
 from diqkd.errors import ReconciliationError
+from diqkd.postproc._ldpc_peg import peg_graph
 
 __all__ = [
-    "PEG_MAX_DEPTH",
-    "PEG_REACH_BUDGET",
-    "RSU_LAMBDA",
-    "LdpcCode",
+    "CACHE_ENV",
+    "ELKOUSS_2009",
+    "LADDER_BASE",
+    "LADDER_RATIO",
+    "LADDER_TOP",
+    "MOTHER_RATES",
+    "SPECIAL_FRACTION",
+    "DegreeDistribution",
+    "MotherCode",
     "build_code",
+    "ladder",
     "parse_code_id",
-    "syndrome",
     "variable_degrees",
 ]
 
-#: Edge-perspective variable-degree distribution {degree: λ_degree} of Richardson,
-#: Shokrollahi, Urbanke, IEEE TIT 47, 619 (2001) (rate ½, maximal degree 20).
-RSU_LAMBDA: dict[int, float] = {2: 0.23403, 3: 0.21242, 6: 0.14690, 7: 0.10284, 20: 0.30381}
-#: Check levels the PEG breadth-first search explores before choosing any unreached check.
-PEG_MAX_DEPTH = 4
-#: The search stops deepening once it has reached this many checks.
-PEG_REACH_BUDGET = 1024
-_CODE_FAMILY = "peg-rsu20"
-_ID_PATTERN = re.compile(rf"^{_CODE_FAMILY}:n=(\d+):m=(\d+):seed=(\d+)$")
-#: Largest frame the construction accepts (memory is about 60 bytes per bit).
-MAX_CODE_BITS = 4_000_000
 
+@dataclass(frozen=True)
+class DegreeDistribution:
+    """An edge-perspective LDPC ensemble ``λ(x) = Σλᵢxⁱ⁻¹``, ``ρ(x) = Σρᵢxⁱ⁻¹``.
 
-def variable_degrees(n: int, m: int) -> NDArray[np.int64]:
-    """Degree of each variable node, ascending (PEG's processing order).
-
-    Node fractions ``Lᵢ = (λᵢ/i) / Σⱼ(λⱼ/j)`` of :data:`RSU_LAMBDA`, rounded by largest
-    remainder so the counts sum to ``n``; degrees capped at ``m``; degree-2 nodes capped at
-    ``m − 1`` (excess moved to degree 3).
+    Attributes
+    ----------
+    lam, rho
+        ``{degree: fraction of edges}`` for variable and check nodes.
+    threshold
+        BSC crossover probability below which density evolution converges (as published).
     """
-    degrees = np.array(sorted(RSU_LAMBDA), dtype=np.int64)
-    weights = np.array([RSU_LAMBDA[int(d)] / d for d in degrees])
+
+    lam: dict[int, float]
+    rho: dict[int, float]
+    threshold: float
+
+
+#: Elkouss, Leverrier, Alléaume, Boutros, ISIT 2009 (arXiv:0901.2140), Table I, by design rate.
+ELKOUSS_2009: dict[float, DegreeDistribution] = {
+    0.90: DegreeDistribution(
+        {2: 0.07689, 3: 0.28096, 5: 0.08933, 9: 0.19620, 12: 0.30631, 21: 0.05031},
+        {50: 0.95025, 51: 0.04975},
+        0.0109,
+    ),
+    0.85: DegreeDistribution(
+        {2: 0.04528, 3: 0.20537, 4: 0.05878, 5: 0.04274, 6: 0.08454, 7: 0.01176, 9: 0.05137}
+        | {21: 0.50015},
+        {41: 0.54204, 42: 0.45795},
+        0.0199,
+    ),
+    0.80: DegreeDistribution(
+        {2: 0.09420, 3: 0.18088, 6: 0.11972, 7: 0.08550, 8: 0.09816, 17: 0.07194, 26: 0.34960},
+        {29: 0.58807, 30: 0.41193},
+        0.0298,
+    ),
+    0.75: DegreeDistribution(
+        {2: 0.10805, 3: 0.09511, 4: 0.01449, 5: 0.13764, 6: 0.10667, 7: 0.05288, 28: 0.01107}
+        | {31: 0.47408},
+        {25: 0.74161, 26: 0.25839},
+        0.0392,
+    ),
+    0.70: DegreeDistribution(
+        {2: 0.05343, 3: 0.29406, 6: 0.00896, 9: 0.15571, 12: 0.12189, 25: 0.19872, 46: 0.09572}
+        | {62: 0.02741, 65: 0.04056, 73: 0.00354},
+        {20: 0.76922, 21: 0.23077},
+        0.0504,
+    ),
+    0.65: DegreeDistribution(
+        {2: 0.10451, 3: 0.15652, 4: 0.08057, 5: 0.00056, 9: 0.12151, 13: 0.10485, 15: 0.10719}
+        | {21: 0.00771, 51: 0.31656},
+        {2: 0.000578, 15: 0.06089, 16: 0.47001, 21: 0.46852},
+        0.0633,
+    ),
+    0.60: DegreeDistribution(
+        {2: 0.11040, 3: 0.20804, 8: 0.14163, 9: 0.14858, 26: 0.14438, 27: 0.08909, 46: 0.00748}
+        | {71: 0.15038},
+        {2: 0.00036, 10: 0.13063, 13: 0.31068, 18: 0.49341, 19: 0.064915},
+        0.0766,
+    ),
+    0.55: DegreeDistribution(
+        {2: 0.16880, 3: 0.20994, 6: 0.18095, 15: 0.03846, 16: 0.02635, 18: 0.23454, 19: 0.05815}
+        | {31: 0.08280},
+        {10: 0.27631, 11: 0.72369},
+        0.0904,
+    ),
+    0.50: DegreeDistribution(
+        {2: 0.14438, 3: 0.19026, 4: 0.01836, 5: 0.00233, 6: 0.04697, 8: 0.053943, 9: 0.05590}
+        | {10: 0.01290, 11: 0.00162, 14: 0.06159, 15: 0.13115, 17: 0.01481, 47: 0.00879}
+        | {49: 0.00650, 55: 0.00210, 56: 0.00099, 57: 0.11178, 58: 0.06238, 59: 0.05094}
+        | {66: 0.02230},
+        {10: 0.47575, 12: 0.46847, 13: 0.02952, 14: 0.02626},
+        0.1071,
+    ),
+}
+#: Design rates of the family, ascending.
+MOTHER_RATES: tuple[float, ...] = tuple(sorted(ELKOUSS_2009))
+#: Smallest rung: ``M₀ = ⌈0.05·n_key⌉`` checks (QBER ≈ 0.5 %).
+LADDER_BASE = 0.05
+#: Ratio of successive rungs' check counts.
+LADDER_RATIO = 1.04
+#: Highest rung: ``M_64 ≈ 0.62·n_key`` (QBER ≈ 10.5 % at f = 1.03).
+LADDER_TOP = 64
+#: Special symbols per check: ``d = ⌈0.15·M⌉``.
+SPECIAL_FRACTION = 0.15
+#: Environment variable naming a directory for the on-disk code cache (unset or empty: none).
+CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
+#: Smallest and largest key lengths accepted.
+MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
+_FAMILY = "peg-ellab09"
+_FORMAT = 1
+_ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
+
+
+def variable_degrees(n: int, m: int, dist: DegreeDistribution) -> NDArray[np.int64]:
+    """Degree of each of ``n`` variable nodes, ascending (PEG's processing order).
+
+    Node fractions ``Lᵢ = (λᵢ/i)/Σⱼ(λⱼ/j)`` (Richardson, Urbanke 2008, Eq. (3.19)), counts by
+    largest remainder; degrees capped at ``m``; degree-2 nodes capped at ``m − 1`` (more force
+    cycles of degree-2 nodes only, i.e. low-weight codewords), the excess moved to degree 3.
+    """
+    lam_sum = sum(dist.lam.values())
+    degrees = np.array(sorted(dist.lam), dtype=np.int64)
+    weights = np.array([dist.lam[int(d)] / lam_sum / d for d in degrees])
     exact = n * weights / weights.sum()
     counts = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: n - int(counts.sum())]] += 1
-    if counts[0] > m - 1:
+    if degrees[0] == 2 and counts[0] > m - 1 and degrees.size > 1:
         counts[1] += counts[0] - max(m - 1, 0)
         counts[0] = max(m - 1, 0)
-    out = np.repeat(np.minimum(degrees, m), counts)
-    return np.sort(out, kind="stable")
+    return np.sort(np.repeat(np.minimum(degrees, m), counts), kind="stable")
 
 
 @njit(cache=True)
-def _splitmix(state: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover - numba
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state, z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True)
-def _peg_kernel(  # pragma: no cover - numba
-    var_deg: NDArray[np.int64],
+def _untainted(  # pragma: no cover - numba
+    var_ptr: NDArray[np.int64],
+    var_chk: NDArray[np.int64],
+    candidates: NDArray[np.int64],
     m: int,
-    seed: np.uint64,
-    max_depth: int,
-    reach_budget: int,
-    max_check_deg: int,
+    want: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
-    n = var_deg.size
-    var_ptr = np.zeros(n + 1, dtype=np.int64)
-    for v in range(n):
-        var_ptr[v + 1] = var_ptr[v] + var_deg[v]
-    var_chk = np.full(var_ptr[n], -1, dtype=np.int64)
-    chk_adj = np.full((m, max_check_deg), -1, dtype=np.int64)
-    chk_deg = np.zeros(m, dtype=np.int64)
-    # bucket queue of checks by degree: bucket d is order[bstart[d]:bstart[d+1]]
-    state = seed
-    order = np.arange(m)
-    for i in range(m - 1, 0, -1):
-        state, z = _splitmix(state)
-        j = np.int64(z % np.uint64(i + 1))
-        order[i], order[j] = order[j], order[i]
-    pos = np.empty(m, dtype=np.int64)
-    for i in range(m):
-        pos[order[i]] = i
-    bstart = np.full(max_check_deg + 2, m, dtype=np.int64)
-    bstart[0] = 0
-    chk_mark = np.zeros(m, dtype=np.int64)
-    var_mark = np.zeros(n, dtype=np.int64)
-    stamp = 0
-    frontier = np.empty(m, dtype=np.int64)
-    nxt = np.empty(m, dtype=np.int64)
-    for v in range(n):
-        for k in range(var_deg[v]):
-            stamp += 1
-            all_reached = False
-            n_front = 0
-            if k > 0:
-                var_mark[v] = stamp
-                reached = 0
-                for t in range(k):
-                    c = var_chk[var_ptr[v] + t]
-                    chk_mark[c] = stamp
-                    frontier[n_front] = c
-                    n_front += 1
-                    reached += 1
-                depth = 0
-                while depth < max_depth and n_front > 0 and reached < min(m, reach_budget):
-                    n_next = 0
-                    full = False
-                    for i in range(n_front):
-                        c = frontier[i]
-                        for t in range(chk_deg[c]):
-                            u = chk_adj[c, t]
-                            if var_mark[u] == stamp:
-                                continue
-                            var_mark[u] = stamp
-                            for s in range(var_ptr[u], var_ptr[u + 1]):
-                                c2 = var_chk[s]
-                                if c2 < 0 or chk_mark[c2] == stamp:
-                                    continue
-                                chk_mark[c2] = stamp
-                                nxt[n_next] = c2
-                                n_next += 1
-                            if reach_budget < m and reached + n_next >= reach_budget:
-                                full = True
-                                break
-                        if full:
-                            break
-                    depth += 1
-                    reached += n_next
-                    if full:
-                        break
-                    if reached >= m and n_next > 0:
-                        # Hu et al.: every check reached; choose among the last level
-                        all_reached = True
-                        frontier[:n_next] = nxt[:n_next]
-                        n_front = n_next
-                        break
-                    frontier[:n_next] = nxt[:n_next]
-                    n_front = n_next
-            chosen = -1
-            if all_reached:
-                best = max_check_deg + 1
-                ties = 0
-                for i in range(n_front):
-                    c = frontier[i]
-                    if chk_deg[c] < best:
-                        best = chk_deg[c]
-                        chosen = c
-                        ties = 1
-                    elif chk_deg[c] == best:
-                        ties += 1
-                        state, z = _splitmix(state)
-                        if z % np.uint64(ties) == 0:
-                            chosen = c
-            else:
-                for d in range(max_check_deg):
-                    size = bstart[d + 1] - bstart[d]
-                    if size <= 0:
-                        continue
-                    state, z = _splitmix(state)
-                    off = np.int64(z % np.uint64(size))
-                    for i in range(size):
-                        c = order[bstart[d] + (off + i) % size]
-                        if k == 0 or chk_mark[c] != stamp:
-                            chosen = c
-                            break
-                    if chosen >= 0:
-                        break
-            if chosen < 0:
-                return var_ptr, var_chk, -1
-            d = chk_deg[chosen]
-            if d + 1 >= max_check_deg:
-                return var_ptr, var_chk, -2
-            # move `chosen` to the end of bucket d, then shrink bucket d by one
-            last = bstart[d + 1] - 1
-            other = order[last]
-            p = pos[chosen]
-            order[p], order[last] = other, chosen
-            pos[other], pos[chosen] = p, last
-            bstart[d + 1] -= 1
-            chk_adj[chosen, d] = v
-            chk_deg[chosen] = d + 1
-            var_chk[var_ptr[v] + k] = chosen
-    return var_ptr, var_chk, 0
+    taken = np.zeros(m, dtype=np.bool_)
+    chosen = np.empty(want, dtype=np.int64)
+    anchor = np.empty(want, dtype=np.int64)
+    k = 0
+    for v in candidates:
+        if k == want:
+            break
+        ok = True
+        for e in range(var_ptr[v], var_ptr[v + 1]):
+            if taken[var_chk[e]]:
+                ok = False
+                break
+        if not ok:
+            continue
+        for e in range(var_ptr[v], var_ptr[v + 1]):
+            taken[var_chk[e]] = True
+        chosen[k] = v
+        anchor[k] = var_chk[var_ptr[v]]
+        k += 1
+    return chosen[:k], anchor[:k], k
+
+
+def ladder(n_key: int, k: int) -> tuple[int, int, float]:
+    """``(M_k, d_k, R₀)`` of rung ``k`` for ``n_key`` key bits (module docstring).
+
+    ``R₀`` is the Table I rate nearest to ``1 − M_k/(n_key + d_k)``, clipped to [0.5, 0.9].
+    """
+    m = int(np.ceil(n_key * LADDER_BASE * LADDER_RATIO**k))
+    d = int(np.ceil(SPECIAL_FRACTION * m))
+    rate = 1.0 - m / (n_key + d)
+    nearest = min(MOTHER_RATES, key=lambda r: (abs(r - rate), r))
+    return m, d, nearest
 
 
 @dataclass(frozen=True, eq=False)
-class LdpcCode:
-    """A binary LDPC code given by its ``m × n`` parity-check matrix ``H`` in CSR form.
+class MotherCode:
+    """A mother code ``H`` (``M × N`` over GF(2), CSR) with its special symbols.
 
     Attributes
     ----------
-    n, m
-        Code length (bits) and number of checks (syndrome bits); rate ``R = 1 − m/n``.
+    n_key
+        Key bits per frame.
+    rung
+        Ladder index ``k`` (:func:`ladder`).
     seed
-        Public seed of the construction.
-    check_ptr
-        Row pointers, shape (m + 1,): row ``c`` holds ``check_var[check_ptr[c]:check_ptr[c+1]]``.
-    check_var
-        Column index of each edge, shape (edges,), ascending within each row.
+        Public construction seed.
+    rate
+        Table I rate whose variable degrees the code uses.
+    n, m
+        Code length ``N = n_key + d`` and number of checks ``M``.
+    check_ptr, check_var
+        Row ``c`` of ``H`` is ``check_var[check_ptr[c]:check_ptr[c+1]]`` (ascending).
+    specials
+        The ``d`` special symbols, puncturable ones first, in puncturing order.
+    anchors
+        Anchor check of each puncturable special, shape (``n_puncturable``,).
+    key_positions
+        Where key bit ``i`` sits in the codeword, shape (n_key,), ascending.
     """
 
+    n_key: int
+    rung: int
+    seed: int
+    rate: float
     n: int
     m: int
-    seed: int
     check_ptr: NDArray[np.int64]
-    check_var: NDArray[np.int64]
+    check_var: NDArray[np.int32]
+    specials: NDArray[np.int64]
+    anchors: NDArray[np.int64]
+    key_positions: NDArray[np.int64]
 
     @property
-    def code_id(self) -> str:
-        """Public name from which :func:`parse_code_id` and :func:`build_code` rebuild ``H``."""
-        return f"{_CODE_FAMILY}:n={self.n}:m={self.m}:seed={self.seed}"
+    def n_puncturable(self) -> int:
+        """How many specials may be punctured (untainted ones)."""
+        return int(self.anchors.size)
 
     @property
-    def rate(self) -> float:
-        """Design rate ``1 − m/n``."""
-        return 1.0 - self.m / self.n
+    def n_special(self) -> int:
+        """``d = N − n_key``."""
+        return int(self.specials.size)
 
     @property
     def n_edges(self) -> int:
         """Number of ones in ``H``."""
         return int(self.check_var.size)
 
+    def code_id(self, punctured: int) -> str:
+        """Public name of this code used with ``punctured`` punctured specials."""
+        return f"{_FAMILY}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
+
     def dense(self) -> NDArray[np.uint8]:
-        """``H`` as a dense ``m × n`` 0/1 array (tests and peers; O(m·n) memory)."""
+        """``H`` as a dense 0/1 array (tests and peers; O(M·N) memory)."""
         h = np.zeros((self.m, self.n), dtype=np.uint8)
         rows = np.repeat(np.arange(self.m), np.diff(self.check_ptr))
         h[rows, self.check_var] = 1
         return h
 
+    def syndrome(self, word: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """``H·w mod 2``, shape (M,), for a codeword-length word ``w`` (shape (N,))."""
+        if word.shape != (self.n,):
+            raise ReconciliationError(f"need {self.n} bits for this code, got {word.shape}")
+        rows = np.repeat(np.arange(self.m), np.diff(self.check_ptr))
+        counts = np.bincount(rows, weights=word[self.check_var], minlength=self.m)
+        return (counts.astype(np.int64) & 1).astype(np.uint8)
 
-def _check_sizes(n: int, m: int, seed: int) -> None:
-    for name, value in (("n", n), ("m", m), ("seed", seed)):
+
+def _check_args(n_key: int, rung: int, seed: int) -> None:
+    for name, value in (("n_key", n_key), ("rung", rung), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise ReconciliationError(f"{name} must be an int, got {value!r}")
-    if not 8 <= n <= MAX_CODE_BITS:
-        raise ReconciliationError(f"code length n must lie in [8, {MAX_CODE_BITS}], got {n}")
-    if not 2 <= m <= n // 2:
+    if not MIN_KEY_BITS <= n_key <= MAX_KEY_BITS:
         raise ReconciliationError(
-            f"number of checks m must lie in [2, n/2 = {n // 2}] (rate ≥ ½), got {m}: "
-            "the QBER is too high for this code family"
+            f"LDPC frames must hold {MIN_KEY_BITS} to {MAX_KEY_BITS} key bits, got {n_key}"
         )
+    if not 0 <= rung <= LADDER_TOP:
+        raise ReconciliationError(f"code rung must lie in [0, {LADDER_TOP}], got {rung}")
     if not 0 <= seed < 2**63:
         raise ReconciliationError(f"seed must lie in [0, 2⁶³), got {seed}")
 
 
-@functools.lru_cache(maxsize=16)
-def build_code(n: int, m: int, seed: int = 0) -> LdpcCode:
-    """Build (or fetch from the in-memory cache) the PEG code for ``(n, m, seed)``.
+def _cache_file(n_key: int, rung: int, seed: int) -> Path | None:
+    root = os.environ.get(CACHE_ENV, "")
+    if not root:
+        return None
+    return Path(root) / f"{_FAMILY}-v{_FORMAT}-n{n_key}-k{rung}-s{seed}.npz"
+
+
+def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
+    m, d, rate = ladder(n_key, rung)
+    n = n_key + d
+    degs = variable_degrees(n, m, ELKOUSS_2009[rate])
+    graph = peg_graph(degs, m, seed)
+    if graph is None:  # pragma: no cover - defensive
+        raise ReconciliationError(f"PEG failed for n={n}, m={m}, seed={seed}: try another seed")
+    check_ptr, check_var = graph
+    # variable → check adjacency (CSC) for the special-symbol selection
+    order = np.argsort(check_var, kind="stable")
+    var_chk = np.repeat(np.arange(m, dtype=np.int64), np.diff(check_ptr))[order]
+    var_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(check_var, minlength=n), out=var_ptr[1:])
+    public = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x5EC1A1]))
+    candidates = np.lexsort((public.permutation(n), degs)).astype(np.int64)
+    chosen, anchors, k = _untainted(var_ptr, var_chk, candidates, m, d)
+    specials = chosen
+    if k < d:  # fill with shortening-only symbols
+        rest = np.setdiff1d(candidates, chosen, assume_unique=True)
+        specials = np.concatenate([chosen, rest[np.argsort(degs[rest], kind="stable")][: d - k]])
+    return _freeze(n_key, rung, seed, rate, m, check_ptr, check_var, specials, anchors)
+
+
+def _freeze(
+    n_key: int,
+    rung: int,
+    seed: int,
+    rate: float,
+    m: int,
+    check_ptr: NDArray[np.int64],
+    check_var: NDArray[np.integer],
+    specials: NDArray[np.int64],
+    anchors: NDArray[np.int64],
+) -> MotherCode:
+    n = n_key + int(specials.size)
+    key_mask = np.ones(n, dtype=bool)
+    key_mask[specials] = False
+    arrays = (
+        np.ascontiguousarray(check_ptr, dtype=np.int64),
+        np.ascontiguousarray(check_var, dtype=np.int32),
+        np.ascontiguousarray(specials, dtype=np.int64),
+        np.ascontiguousarray(anchors, dtype=np.int64),
+        np.flatnonzero(key_mask).astype(np.int64),
+    )
+    for a in arrays:
+        a.flags.writeable = False
+    return MotherCode(n_key, rung, seed, rate, n, m, *arrays)
+
+
+def _digest(code: MotherCode) -> str:
+    h = hashlib.sha256(f"{code.n_key}:{code.rung}:{code.seed}:{code.n}:{code.m}".encode())
+    for a in (code.check_ptr, code.check_var, code.specials, code.anchors):
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _well_formed(code: MotherCode) -> bool:
+    """Index ranges the decoder relies on (it does not bounds-check): a file is never trusted."""
+    ptr, var = code.check_ptr, code.check_var
+    return bool(
+        ptr.size == code.m + 1
+        and ptr[0] == 0
+        and ptr[-1] == var.size
+        and np.all(np.diff(ptr) >= 0)
+        and (var.size == 0 or (var.min() >= 0 and var.max() < code.n))
+        and np.unique(code.specials).size == code.specials.size
+        and (code.specials.size == 0 or (code.specials.min() >= 0 and code.specials.max() < code.n))
+        and code.anchors.size <= code.specials.size
+        and (code.anchors.size == 0 or (code.anchors.min() >= 0 and code.anchors.max() < code.m))
+    )
+
+
+def _load(path: Path, n_key: int, rung: int, seed: int) -> MotherCode | None:
+    m, d, rate = ladder(n_key, rung)
+    try:
+        with np.load(path) as z:
+            if z["specials"].size != d:
+                return None
+            code = _freeze(
+                n_key, rung, seed, rate, m, z["check_ptr"], z["check_var"], z["specials"],
+                z["anchors"],
+            )  # fmt: skip
+            if str(z["digest"]) != _digest(code) or not _well_formed(code):
+                return None
+            return code
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def _save(path: Path, code: MotherCode) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(
+            tmp, check_ptr=code.check_ptr, check_var=code.check_var, specials=code.specials,
+            anchors=code.anchors, digest=_digest(code),
+        )  # fmt: skip
+        os.replace(tmp, path)
+    except OSError:  # pragma: no cover - a read-only cache directory only costs time
+        return
+
+
+@functools.lru_cache(maxsize=12)
+def build_code(n_key: int, rung: int, seed: int = 0) -> MotherCode:
+    """Build (or fetch from the in-memory LRU, then the disk cache) the code of one rung.
 
     Parameters
     ----------
-    n
-        Code length in bits, ``8 ≤ n ≤`` :data:`MAX_CODE_BITS`.
-    m
-        Number of parity checks (syndrome length), ``2 ≤ m ≤ n/2``.
+    n_key
+        Key bits per frame, :data:`MIN_KEY_BITS` to :data:`MAX_KEY_BITS`.
+    rung
+        Ladder index ``0 ≤ k ≤`` :data:`LADDER_TOP` (:func:`ladder`).
     seed
-        Public seed, ``0 ≤ seed < 2⁶³``; the same triple always gives the same ``H``.
+        Public seed ``[0, 2⁶³)``; the same triple always gives the same code.
 
     Returns
     -------
-    LdpcCode
-        Read-only CSR arrays.
+    MotherCode
+        Read-only arrays. PEG takes seconds at ``n_key = 10⁵`` and minutes at ``10⁶``
+        (benchmark README); set the environment variable :data:`CACHE_ENV` to a directory to
+        keep built codes on disk (checked by a SHA-256 digest on load; a bad file is rebuilt).
 
     Raises
     ------
     ReconciliationError
-        For sizes out of range.
+        For arguments out of range.
     """
-    _check_sizes(n, m, seed)
-    n, m, seed = int(n), int(m), int(seed)
-    degs = variable_degrees(n, m)
-    edges = int(degs.sum())
-    max_check_deg = -(-edges // m) + 24
-    var_ptr, var_chk, status = _peg_kernel(
-        degs,
-        m,
-        np.uint64(seed ^ 0x1D8E4E27C47D124F),
-        PEG_MAX_DEPTH,
-        PEG_REACH_BUDGET,
-        max_check_deg,
-    )
-    if status != 0:  # pragma: no cover - defensive, never seen
-        raise ReconciliationError(
-            f"PEG construction failed for n={n}, m={m}, seed={seed} (status {status}): "
-            "try another seed"
-        )
-    rows = var_chk
-    cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(var_ptr))
-    order = np.lexsort((cols, rows))
-    check_var = cols[order]
-    check_ptr = np.zeros(m + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=m), out=check_ptr[1:])
-    for array in (check_ptr, check_var):
-        array.flags.writeable = False
-    return LdpcCode(n=n, m=m, seed=seed, check_ptr=check_ptr, check_var=check_var)
+    _check_args(n_key, rung, seed)
+    n_key, rung, seed = int(n_key), int(rung), int(seed)
+    path = _cache_file(n_key, rung, seed)
+    if path is not None and path.exists():
+        cached = _load(path, n_key, rung, seed)
+        if cached is not None:
+            return cached
+    code = _construct(n_key, rung, seed)
+    if path is not None:
+        _save(path, code)
+    return code
 
 
-def parse_code_id(code_id: str) -> tuple[int, int, int]:
-    """``(n, m, seed)`` of a code name made by :attr:`LdpcCode.code_id`.
+def parse_code_id(code_id: str) -> tuple[int, int, int, int]:
+    """``(n_key, rung, seed, punctured)`` of a name made by :meth:`MotherCode.code_id`.
 
     Raises
     ------
     ReconciliationError
-        If the name is not of this family or its sizes are out of range.
+        If the name is not of this family or its fields are out of range.
     """
-    match = _ID_PATTERN.fullmatch(code_id)
+    match = _ID.fullmatch(code_id)
     if match is None:
         raise ReconciliationError(
-            f"unknown LDPC code name {code_id!r}: expected '{_CODE_FAMILY}:n=…:m=…:seed=…'"
+            f"unknown LDPC code name {code_id!r}: expected '{_FAMILY}:n=…:k=…:seed=…:p=…'"
         )
-    n, m, seed = (int(g) for g in match.groups())
-    _check_sizes(n, m, seed)
-    return n, m, seed
-
-
-def syndrome(code: LdpcCode, bits: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """``H·x mod 2``, shape (m,), for ``bits`` of shape (n,)."""
-    if bits.shape != (code.n,):
-        raise ReconciliationError(f"need {code.n} bits for this code, got shape {bits.shape}")
-    rows = np.repeat(np.arange(code.m), np.diff(code.check_ptr))
-    counts = np.bincount(rows, weights=bits[code.check_var], minlength=code.m)
-    return (counts.astype(np.int64) & 1).astype(np.uint8)
+    n_key, rung, seed, punctured = (int(g) for g in match.groups())
+    _check_args(n_key, rung, seed)
+    return n_key, rung, seed, punctured

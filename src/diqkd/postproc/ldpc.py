@@ -1,34 +1,35 @@
-"""One-way LDPC reconciliation with a blind fallback, as two parties that only exchange messages.
+"""Rate-adaptive, blind LDPC reconciliation as two parties that only exchange messages.
 
 Protocol (Alice holds the reference key ``x``, Bob ``y = x ⊕ e``; both know the public QBER
 estimate ``Q̂``):
 
-1. **Rate choice.** Both parties derive the syndrome length ``m`` from ``Q̂``: the smallest
-   ``m`` on a geometric ladder (ratio :data:`RATE_LADDER_RATIO`, so cached codes are reused
-   across frames) with ``m ≥ f₀·n·h(Q̂)``, ``f₀`` the target efficiency (default
-   :data:`DEFAULT_EFFICIENCY`, measured to decode most frames at n = 10⁴; see the benchmark).
-   This "choose the rate from a family by the estimated QBER" is the simplest rate adaptation
-   (Elkouss, Martinez-Mateo, Martin, QIC 11, 226 (2011), Sec. 2); shortening and puncturing of
-   one mother code are not implemented.
-2. **Syndrome.** Alice sends ``s = H·x`` for the PEG code
-   (:mod:`~diqkd.postproc._ldpc_codes`) in a
-   :class:`~diqkd.postproc.messages.SyndromeMessage` (``m`` bits disclosed); the public
-   ``code_id`` names ``(n, m, seed)``, from which Bob rebuilds ``H``.
-3. **Decoding.** Bob runs sum-product belief propagation
-   (:mod:`~diqkd.postproc._ldpc_kernels`) and stops when ``H·x̂ = s``.
-4. **Blind fallback** (Martinez-Mateo, Elkouss, Martin, "Blind reconciliation", QIC 12, 791
-   (2012), in its shortening form): on failure Bob asks for ``d = ⌈reveal_fraction·m⌉`` more
-   key bits at positions taken in a public pseudo-random order
-   (:class:`~diqkd.postproc.messages.RevealRequest`); Alice reveals them
-   (:class:`~diqkd.postproc.messages.RevealReply`, ``d`` bits disclosed); Bob decodes again
-   with those bits known; at most ``max_reveals`` times. Then :class:`Done`.
+1. **Rate adaptation** (Elkouss, Martinez-Mateo, Martin, QIC 11, 226 (2011), Sec. 3.1): both
+   parties compute the target leak ``L = ⌈f₀·n·h(Q̂)⌉`` (:func:`choose_code`,
+   :func:`default_efficiency`), take the
+   highest-rate mother code of the family (:mod:`~diqkd.postproc._ldpc_codes`, degree
+   distributions of Elkouss et al., ISIT 2009, Table I) with ``M ≥ L`` checks, and puncture
+   ``p = M − L`` of its special symbols (the other ``d − p`` are shortened to 0).
+2. **Syndrome.** Alice places her key in the codeword, sets each punctured symbol to the parity
+   of the key bits of its anchor check and sends the ``M − p`` syndrome bits of the other
+   checks (:class:`~diqkd.postproc.messages.SyndromeMessage`; the anchors' bits are 0 by
+   construction). ``code_id`` names ``(n, R₀, seed, p)``.
+3. **Decoding.** Bob runs layered sum-product BP (:mod:`~diqkd.postproc._ldpc_kernels`) with
+   early termination.
+4. **Blind steps** (Martinez-Mateo, Elkouss, Martin, "Blind reconciliation", QIC 12, 791
+   (2012)): while decoding fails Bob asks for ``Δ = ⌈reveal_fraction·L⌉`` more values
+   (:class:`~diqkd.postproc.messages.RevealRequest`, codeword positions): first punctured
+   symbols (which turns them into shortened ones), then, when none is left, key bits in a
+   public pseudo-random order, in steps growing by :data:`KEY_STEP_GROWTH` per round; Alice
+   reveals them (:class:`~diqkd.postproc.messages.RevealReply`, one bit each) and Bob resumes
+   the same decoding with those symbols known (warm start), at
+   most ``max_reveals`` times. Then :class:`~diqkd.postproc.messages.Done`.
 
-Leak: ``m`` syndrome bits plus every revealed bit, each counted once in the
-:class:`~diqkd.postproc.ledger.LeakLedger` (the messages' ``disclosed_bits``). The revealed
-positions stay in the key (their disclosure is in the leak). A converged frame satisfies the
-syndrome but may, rarely, be a different word: a verification hash must follow. A frame that
-never converges is reported (:attr:`LdpcBob.converged` false); :func:`run_ldpc` returns it and
-:func:`diqkd.postproc.reconcile.reconcile` aborts on it.
+Leak (every bit in the :class:`~diqkd.postproc.ledger.LeakLedger`): ``M − p`` syndrome bits
+plus every revealed bit, ``leak = m − p + t`` as in blind reconciliation (Martinez-Mateo et al.
+2012: ``p`` punctured symbols, ``t`` of them revealed).
+The efficiency is ``f = leak/(n·h(Q))``. A converged frame satisfies the syndrome but may,
+rarely, be another word: the verification hash must follow. A frame that never converges is
+reported (:attr:`LdpcBob.converged` false); :func:`diqkd.postproc.reconcile.reconcile` aborts.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from diqkd.errors import ProtocolAbort
-from diqkd.postproc._ldpc_codes import LdpcCode, build_code, parse_code_id, syndrome
-from diqkd.postproc._ldpc_kernels import Schedule, channel_llr, decode
+from diqkd.postproc._ldpc_codes import (
+    LADDER_TOP,
+    MotherCode,
+    build_code,
+    ladder,
+    parse_code_id,
+)
+from diqkd.postproc._ldpc_kernels import KNOWN_LLR, Backend, LayeredDecoder, bsc_llr
 from diqkd.postproc.cascade import AliceRole, as_key_bits
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import (
@@ -54,24 +61,32 @@ from diqkd.postproc.messages import (
 )
 
 __all__ = [
+    "BLIND_ROOM",
     "DEFAULT_EFFICIENCY",
-    "RATE_LADDER_RATIO",
+    "KEY_STEP_GROWTH",
+    "QBER_FLOOR",
     "LdpcAlice",
     "LdpcBob",
     "LdpcRun",
-    "choose_syndrome_length",
+    "choose_code",
+    "default_efficiency",
     "run_ldpc",
 ]
 
-#: Target efficiency f₀ of the first syndrome (measured, n = 10⁴, QBER 2–5 %: FER ≲ 10 %).
-DEFAULT_EFFICIENCY = 1.2
-#: Ratio between successive syndrome lengths of the rate ladder (≤ 2 % rounding overhead).
-RATE_LADDER_RATIO = 1.02
-#: Smallest QBER used to size the syndrome (an estimate of 0 still needs some checks).
+#: Target efficiency ``f₀`` of the first syndrome at ``n ≥ 10⁶`` (blind steps add to it).
+DEFAULT_EFFICIENCY = 1.03
+#: Punctured values kept in reserve for blind steps, as a fraction of the first syndrome.
+BLIND_ROOM = 0.10
+#: Growth factor of the blind step once the punctured values are used up and key bits are
+#: revealed (each costs a full bit but removes only ``h(Q)`` of uncertainty: a QBER estimate
+#: far too low should end in few rounds, not many).
+KEY_STEP_GROWTH = 1.5
+#: Smallest QBER used to size the syndrome and the priors.
 QBER_FLOOR = 1e-3
 
 
 def _h(p: float) -> float:
+    """Binary entropy ``h(p) = −p·log₂p − (1−p)·log₂(1−p)`` (Shannon 1948)."""
     return -p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p)
 
 
@@ -85,55 +100,70 @@ def _check_qber(qber: float) -> float:
     return max(q, QBER_FLOOR)
 
 
-def choose_syndrome_length(n_bits: int, qber: float, efficiency: float = DEFAULT_EFFICIENCY) -> int:
-    """Syndrome length ``m``: the smallest ladder rung ``⌈n·0.005·1.02ᵏ⌉ ≥ f₀·n·h(Q)``.
+def default_efficiency(n_key: int) -> float:
+    """First-syndrome target ``f₀ = 1.03 + 0.04·clip(log₁₀(10⁶/n), 0, 2)``.
 
-    Parameters
-    ----------
-    n_bits
-        Frame length ``n``.
-    qber
-        QBER estimate in ``[0, 0.5)`` (floored at :data:`QBER_FLOOR`).
-    efficiency
-        Target ``f₀ ≥ 1`` (``f = m/(n·h(Q))``, SCIENCE.md).
+    Measured, not derived: BP on these codes succeeds near ``f ≈ 1.10`` at ``n = 10⁵`` and
+    closer to 1 at ``10⁶`` (benchmarks/README.md); the first syndrome should sit just below
+    that, so that blind steps (each costing ``patience`` iterations) are few and the average
+    leak is still set by where decoding succeeds.
+    """
+    return DEFAULT_EFFICIENCY + 0.04 * min(max(math.log10(1e6 / n_key), 0.0), 2.0)
+
+
+def choose_code(
+    n_key: int,
+    qber: float,
+    efficiency: float | None = None,
+    blind_room: float = BLIND_ROOM,
+) -> tuple[int, int]:
+    """Ladder rung ``k`` and punctured count ``p`` for ``n_key`` bits at QBER ``qber``.
+
+    ``L = ⌈f₀·n·h(Q)⌉`` is the target syndrome length (``h``: Shannon 1948); the rung is the
+    lowest with ``M_k ≥ (1 + blind_room)·L`` and ``p = min(M_k − L, d_k)`` specials are
+    punctured (rate ``R = (R₀ − σ)/(1 − π − σ)``: Elkouss et al., QIC 11, 226 (2011),
+    Eqs. (3) and (6)), so that the first syndrome
+    discloses ``L`` bits and at least ``blind_room·L`` punctured values remain for blind
+    steps. The code may allow fewer punctured symbols
+    (:attr:`~diqkd.postproc._ldpc_codes.MotherCode.n_puncturable`); then the parties use that
+    many.
 
     Raises
     ------
     ReconciliationError
-        If ``f₀ < 1`` or the QBER needs more than ``n/2`` checks (this family has rate ≥ ½).
+        If ``f₀ < 1`` or the QBER needs more checks than the top rung has (use Cascade).
     """
     q = _check_qber(qber)
+    if efficiency is None:
+        efficiency = default_efficiency(n_key)
     if not math.isfinite(efficiency) or efficiency < 1.0:
         raise ReconciliationError(
             f"target efficiency must be ≥ 1 (Shannon limit), got {efficiency}"
         )
-    need = efficiency * n_bits * _h(q)
-    k = max(0, math.ceil(math.log(need / (0.005 * n_bits)) / math.log(RATE_LADDER_RATIO)))
-    m = math.ceil(n_bits * 0.005 * RATE_LADDER_RATIO**k)
-    while m < need:  # guard against rounding in the logarithm
-        k += 1
-        m = math.ceil(n_bits * 0.005 * RATE_LADDER_RATIO**k)
-    if m > n_bits // 2:
-        raise ReconciliationError(
-            f"QBER {qber:.3f} with f₀ = {efficiency} needs {m} > n/2 syndrome bits: this LDPC "
-            "family has rate ≥ ½; use method='cascade'"
-        )
-    return max(m, 2)
+    need = math.ceil(efficiency * n_key * _h(q))
+    for k in range(LADDER_TOP + 1):
+        m, d, _ = ladder(n_key, k)
+        if m >= (1.0 + blind_room) * need:
+            return k, min(m - need, d)
+    raise ReconciliationError(
+        f"QBER {qber:.3f} with f₀ = {efficiency} needs {need} syndrome bits for {n_key} key "
+        "bits: beyond the rate-½ codes of this family; use method='cascade'"
+    )
 
 
 class LdpcAlice:
-    """Alice's side: sends the syndrome of her key, then reveals bits Bob asks for.
+    """Alice's side: sends the syndrome of her key, then reveals the values Bob asks for.
 
     Parameters
     ----------
     key_bits
-        Alice's key, shape (n,), values 0/1 (n ≥ 8).
+        Alice's key, shape (n,), values 0/1 (8 ≤ n ≤ 4·10⁶; LDPC pays off from n ≈ 10⁴).
     qber_estimate
-        The public QBER estimate; fixes the code rate (:func:`choose_syndrome_length`).
+        The public QBER estimate; fixes the code and its puncturing (:func:`choose_code`).
     efficiency
-        Target efficiency ``f₀`` of the first syndrome.
+        Target efficiency ``f₀`` of the first syndrome (default :func:`default_efficiency`).
     code_seed
-        Public seed of the PEG construction, ``[0, 2⁶³)``.
+        Public seed of the code construction, ``[0, 2⁶³)``.
     """
 
     def __init__(
@@ -141,12 +171,22 @@ class LdpcAlice:
         key_bits: ArrayLike,
         qber_estimate: float,
         *,
-        efficiency: float = DEFAULT_EFFICIENCY,
+        efficiency: float | None = None,
         code_seed: int = 0,
     ) -> None:
-        self._bits = as_key_bits(key_bits, "Alice's key")
-        m = choose_syndrome_length(self._bits.size, qber_estimate, efficiency)
-        self._code: LdpcCode = build_code(int(self._bits.size), m, int(code_seed))
+        bits = as_key_bits(key_bits, "Alice's key")
+        rung, punctured = choose_code(int(bits.size), qber_estimate, efficiency)
+        self._code: MotherCode = build_code(int(bits.size), rung, int(code_seed))
+        self._punctured = min(punctured, self._code.n_puncturable)
+        code = self._code
+        word = np.zeros(code.n, dtype=np.uint8)
+        word[code.key_positions] = bits
+        anchors = code.anchors[: self._punctured]
+        word[code.specials[: self._punctured]] = code.syndrome(word)[anchors]
+        self._word = word
+        keep = np.ones(code.m, dtype=bool)
+        keep[anchors] = False
+        self._syndrome = code.syndrome(word)[keep]
         self._finished = False
         self._sent = False
 
@@ -156,18 +196,21 @@ class LdpcAlice:
         return self._finished
 
     @property
-    def code(self) -> LdpcCode:
-        """The public code Alice uses."""
+    def code(self) -> MotherCode:
+        """The public mother code Alice uses."""
         return self._code
 
+    @property
+    def punctured(self) -> int:
+        """Punctured specials in this session."""
+        return self._punctured
+
     def first_message(self) -> SyndromeMessage:
-        """The syndrome of Alice's key (``m`` bits disclosed)."""
+        """The syndrome of Alice's codeword without the anchor checks (``M − p`` bits)."""
         if self._sent:
             raise ProtocolAbort("Alice sends her syndrome once per session")
         self._sent = True
-        return SyndromeMessage(
-            code_id=self._code.code_id, syndrome=syndrome(self._code, self._bits)
-        )
+        return SyndromeMessage(code_id=self._code.code_id(self._punctured), syndrome=self._syndrome)
 
     def handle(self, message: ReconciliationMessage) -> ReconciliationMessage | None:
         """Answer a :class:`RevealRequest`; ``None`` after :class:`Done`."""
@@ -177,14 +220,14 @@ class LdpcAlice:
             self._finished = True
             return None
         if isinstance(message, RevealRequest):
-            if message.indices.size and message.indices[-1] >= self._bits.size:
-                raise ProtocolAbort("RevealRequest names a position beyond Alice's frame")
-            return RevealReply(bits=self._bits[message.indices])
+            if message.indices.size and message.indices[-1] >= self._code.n:
+                raise ProtocolAbort("RevealRequest names a position beyond Alice's codeword")
+            return RevealReply(bits=self._word[message.indices])
         raise ProtocolAbort(f"Alice cannot answer a {message.kind} in LDPC: abort the session")
 
 
 class LdpcBob:
-    """Bob's side: decodes Alice's key from her syndrome, asks for reveals on failure.
+    """Bob's side: decodes Alice's key from her syndrome, asks for blind reveals on failure.
 
     Parameters
     ----------
@@ -193,13 +236,19 @@ class LdpcBob:
     qber_estimate
         QBER estimate in ``[0, 0.5)`` for the prior LLRs (floored at :data:`QBER_FLOOR`).
     max_reveals
-        Most reveal rounds after a failed decoding (0: one-shot).
+        Most blind steps after a failed decoding (0: one-shot).
     reveal_fraction
-        Bits revealed per round, as a fraction of the syndrome length ``m``.
+        Values revealed per step, as a fraction of the target leak ``n·h(Q̂)``.
     max_iterations
-        Belief-propagation iteration cap per decoding.
-    schedule
-        Decoder (``"layered"`` numba default; ``"flooding"``; ``"flooding-numpy"`` reference).
+        Belief-propagation iteration cap per decoding attempt.
+    patience
+        Stop an attempt after this many iterations without fewer unsatisfied checks.
+    max_efficiency
+        Give up (report failure) rather than let the disclosed bits exceed
+        ``max_efficiency·n·h(Q̂)``: a QBER far above the estimate ends the session instead of
+        revealing the whole key.
+    backend
+        ``"numba"`` (default) or ``"numpy"`` (the reference decoder; same transcript).
     """
 
     def __init__(
@@ -207,10 +256,12 @@ class LdpcBob:
         key_bits: ArrayLike,
         qber_estimate: float,
         *,
-        max_reveals: int = 8,
-        reveal_fraction: float = 0.05,
-        max_iterations: int = 100,
-        schedule: Schedule = "layered",
+        max_reveals: int = 60,
+        reveal_fraction: float = 0.01,
+        max_iterations: int = 150,
+        patience: int = 12,
+        max_efficiency: float = 3.0,
+        backend: Backend = "numba",
     ) -> None:
         self._bits = as_key_bits(key_bits, "Bob's key")
         self._qber = _check_qber(qber_estimate)
@@ -220,28 +271,43 @@ class LdpcBob:
             )
         if not 0.0 < reveal_fraction <= 1.0:
             raise ReconciliationError(f"reveal_fraction must lie in (0, 1], got {reveal_fraction}")
-        if max_iterations < 1:
-            raise ReconciliationError(f"max_iterations must be ≥ 1, got {max_iterations}")
+        if not max_efficiency >= 1.0:
+            raise ReconciliationError(f"max_efficiency must be ≥ 1, got {max_efficiency}")
+        if max_iterations < 1 or patience < 1:
+            raise ReconciliationError(
+                f"max_iterations and patience must be ≥ 1, got {max_iterations}, {patience}"
+            )
+        if backend not in ("numba", "numpy"):
+            raise ReconciliationError(f"unknown backend {backend!r}: use 'numba' or 'numpy'")
         self._max_reveals = int(max_reveals)
-        self._reveal_fraction = float(reveal_fraction)
+        self._step = max(1, math.ceil(reveal_fraction * self._bits.size * _h(self._qber)))
         self._max_iterations = int(max_iterations)
-        self._schedule: Schedule = schedule
-        self._code: LdpcCode | None = None
-        self._syndrome = np.zeros(0, dtype=np.uint8)
-        self._order = np.zeros(0, dtype=np.int64)
-        self._revealed_idx = np.zeros(0, dtype=np.int64)
-        self._revealed_bits = np.zeros(0, dtype=np.uint8)
+        self._patience = int(patience)
+        self._backend: Backend = backend
+        self._code: MotherCode | None = None
+        self._decoder: LayeredDecoder | None = None
+        self._queue = np.zeros(0, dtype=np.int64)
         self._pending = np.zeros(0, dtype=np.int64)
         self._corrected = self._bits.copy()
         self._converged = False
+        self._first_ok = False
         self._done = False
         self._reveal_rounds = 0
-        self._iterations = 0
+        self._key_rounds = 0
+        self._n_punctured = 0
+        self._syndrome_bits = 0
+        self._max_leak = max_efficiency * self._bits.size * _h(self._qber)
+        self._revealed = 0
 
     @property
     def converged(self) -> bool:
         """Whether the last decoding satisfied Alice's syndrome."""
         return self._converged
+
+    @property
+    def converged_first(self) -> bool:
+        """Whether the first decoding (before any blind step) converged."""
+        return self._first_ok
 
     @property
     def done(self) -> bool:
@@ -250,18 +316,18 @@ class LdpcBob:
 
     @property
     def reveal_rounds(self) -> int:
-        """Reveal round trips used."""
+        """Blind steps (reveal round trips) used."""
         return self._reveal_rounds
 
     @property
     def revealed_bits(self) -> int:
-        """Key bits Alice revealed in this session."""
-        return int(self._revealed_idx.size)
+        """Values Alice revealed in this session."""
+        return self._revealed
 
     @property
     def iterations(self) -> int:
-        """Belief-propagation iterations, all decodings together."""
-        return self._iterations
+        """Belief-propagation iterations, all attempts together."""
+        return 0 if self._decoder is None else self._decoder.iterations
 
     @property
     def corrected_key(self) -> NDArray[np.uint8]:
@@ -286,52 +352,76 @@ class LdpcBob:
         if self._code is not None:
             raise ProtocolAbort("a second SyndromeMessage in one session: abort the session")
         try:
-            n, m, seed = parse_code_id(message.code_id)
+            n_key, rung, seed, punctured = parse_code_id(message.code_id)
         except ReconciliationError as exc:
             raise ProtocolAbort(f"bad code in SyndromeMessage: {exc}") from exc
-        if n != self._bits.size or message.syndrome.size != m:
+        if n_key != self._bits.size:
             raise ProtocolAbort(
-                f"Alice's code is for {n} bits with {m} checks, Bob holds {self._bits.size} bits "
-                f"and got {message.syndrome.size} syndrome bits: re-sift and start again"
+                f"Alice's code is for {n_key} key bits, Bob holds {self._bits.size}: "
+                "re-sift and start again"
             )
-        self._code = build_code(n, m, seed)
-        self._syndrome = np.array(message.syndrome, dtype=np.uint8)
-        public = np.random.SeedSequence([seed, n, m, 0xB11D])
-        self._order = np.random.default_rng(public).permutation(n).astype(np.int64)
+        code = build_code(n_key, rung, seed)
+        if punctured > code.n_puncturable or message.syndrome.size != code.m - punctured:
+            raise ProtocolAbort(
+                f"SyndromeMessage has {message.syndrome.size} bits and {punctured} punctured "
+                f"symbols; the code needs {code.m} − p bits with p ≤ {code.n_puncturable}"
+            )
+        keep = np.ones(code.m, dtype=bool)
+        keep[code.anchors[:punctured]] = False
+        full = np.zeros(code.m, dtype=np.uint8)
+        full[keep] = message.syndrome
+        prior = np.full(code.n, KNOWN_LLR, dtype=np.float32)
+        prior[code.key_positions] = (1.0 - 2.0 * self._bits.astype(np.float32)) * np.float32(
+            bsc_llr(self._qber)
+        )
+        prior[code.specials[:punctured]] = 0.0
+        self._code = code
+        self._decoder = LayeredDecoder(
+            code.check_ptr, code.check_var, full, prior, backend=self._backend
+        )
+        public = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0xB11D]))
+        key_order = code.key_positions[public.permutation(n_key)]
+        self._queue = np.concatenate([code.specials[:punctured][::-1], key_order])
+        self._n_punctured = punctured
+        self._syndrome_bits = int(message.syndrome.size)
 
     def _absorb(self, message: RevealReply) -> None:
-        if message.bits.size != self._pending.size or self._pending.size == 0:
+        size = self._pending.size
+        if self._decoder is None or message.bits.size != size or not size:
             raise ProtocolAbort(
-                f"Alice revealed {message.bits.size} bits, {self._pending.size} were asked for"
+                f"Alice revealed {message.bits.size} values, {self._pending.size} were asked for"
             )
-        self._revealed_idx = np.concatenate([self._revealed_idx, self._pending])
-        self._revealed_bits = np.concatenate([self._revealed_bits, message.bits])
+        self._decoder.set_known(self._pending, message.bits)
+        self._revealed += int(self._pending.size)
         self._pending = np.zeros(0, dtype=np.int64)
 
     def _decode_and_next(self) -> RevealRequest | Done:
-        code = self._code
-        if code is None:
+        code, decoder = self._code, self._decoder
+        if code is None or decoder is None:
             raise ProtocolAbort("RevealReply before SyndromeMessage: abort the session")
-        prior = channel_llr(self._bits, self._qber, self._revealed_idx, self._revealed_bits)
-        hard, ok, iterations, _ = decode(
-            code.check_ptr,
-            code.check_var,
-            self._syndrome,
-            prior,
-            max_iterations=self._max_iterations,
-            schedule=self._schedule,
-        )
-        self._iterations += iterations
+        ok = decoder.run(self._max_iterations, self._patience)
         self._converged = ok
+        if self._reveal_rounds == 0:
+            self._first_ok = ok
         if ok:
-            self._corrected = hard
-        used = self._revealed_idx.size
-        d = math.ceil(self._reveal_fraction * code.m)
-        if ok or self._reveal_rounds >= self._max_reveals or used >= code.n:
+            self._corrected = decoder.hard()[code.key_positions]
+        used = self._revealed
+        step = self._step
+        if used >= self._n_punctured:  # key bits now: grow the steps (×1.5 per round)
+            step = math.ceil(step * KEY_STEP_GROWTH ** (self._key_rounds + 1))
+        over_budget = self._syndrome_bits + used + step > self._max_leak
+        if (
+            ok
+            or self._reveal_rounds >= self._max_reveals
+            or used >= self._queue.size
+            or over_budget
+        ):
             self._done = True
             return Done()
         self._reveal_rounds += 1
-        self._pending = np.sort(self._order[used : used + d])
+        if used >= self._n_punctured:
+            self._key_rounds += 1
+        self._pending = np.sort(self._queue[used : used + step])
         return RevealRequest(indices=self._pending)
 
 
@@ -342,7 +432,7 @@ class LdpcRun:
     Attributes
     ----------
     rounds
-        Round trips (the syndrome and Bob's answer count one; each reveal one more).
+        Round trips (the syndrome and Bob's answer count one; each blind step one more).
     messages
         Messages that crossed (both directions, ``Done`` included).
     disclosed_bits
