@@ -191,6 +191,30 @@ def test_dec_keys_by_a_slave_not_named_is_401_without_body(kme_pair: Any) -> Non
     assert _keys(slave.get(f"{KEYS}/SAE-A/dec_keys", params={"key_ID": key["key_ID"]}))
 
 
+def test_dec_keys_naming_another_master_is_401_without_body(kme_pair: Any) -> None:
+    # The spec: the caller must have been named as slave in the enc_keys call of *that* master.
+    (key,) = _keys(_enc(kme_pair))  # reserved by SAE-A for SAE-B
+    slave = kme_pair.http("SAE-B", "KME-B")
+    # SAE-A2 is a master SAE at KME-A too, but it did not reserve this key
+    _assert_401(slave.get(f"{KEYS}/SAE-A2/dec_keys", params={"key_ID": key["key_ID"]}))
+    body = {"key_IDs": [{"key_ID": key["key_ID"]}]}
+    _assert_401(slave.post(f"{KEYS}/SAE-A2/dec_keys", json=body))
+    # nothing was delivered by the refused calls: the right master still works, once
+    got = _keys(slave.post(f"{KEYS}/SAE-A/dec_keys", json=body))
+    assert got == [key]
+    assert _error_message(slave.post(f"{KEYS}/SAE-A/dec_keys", json=body)) == MSG_KEYS_NOT_FOUND
+
+
+def test_dec_keys_mixing_two_masters_keys_is_401_and_all_or_nothing(kme_pair: Any) -> None:
+    (mine,) = _keys(_enc(kme_pair))
+    (theirs,) = _keys(_enc(kme_pair, master="SAE-A2"))
+    slave = kme_pair.http("SAE-B", "KME-B")
+    body = {"key_IDs": [{"key_ID": mine["key_ID"]}, {"key_ID": theirs["key_ID"]}]}
+    _assert_401(slave.post(f"{KEYS}/SAE-A/dec_keys", json=body))
+    assert _keys(slave.get(f"{KEYS}/SAE-A/dec_keys", params={"key_ID": mine["key_ID"]}))
+    assert _keys(slave.get(f"{KEYS}/SAE-A2/dec_keys", params={"key_ID": theirs["key_ID"]}))
+
+
 # ---------------------------------------------------------------------------------- multicast
 
 

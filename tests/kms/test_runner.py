@@ -23,8 +23,17 @@ class _CountingStore:
         self.calls: list[int] = []
         self.lock = threading.Lock()
 
+        self.synced: list[str] = []
+        self.separate_marks = 0
+
     def reserve(
-        self, *, number: int, size_bits: int, master_sae: str, slave_saes: Sequence[str]
+        self,
+        *,
+        number: int,
+        size_bits: int,
+        master_sae: str,
+        slave_saes: Sequence[str],
+        mark_synced: Sequence[str] = (),
     ) -> tuple[list[ServedKey], list[Reservation]]:
         time.sleep(0.02)  # a transaction takes a while: requests queue up meanwhile
         with self.lock:
@@ -32,6 +41,7 @@ class _CountingStore:
             if number > self.available:
                 raise NotEnoughKey(f"{self.available} left")
             self.available -= number
+            self.synced.extend(mark_synced)
         keys, reservations = [], []
         for _ in range(number):
             kid = str(uuid.uuid4())
@@ -47,6 +57,11 @@ class _CountingStore:
                 )
             )
         return keys, reservations
+
+    def mark_reservations_synced(self, key_ids: Sequence[str]) -> None:
+        with self.lock:
+            self.separate_marks += 1
+            self.synced.extend(key_ids)
 
 
 async def _many(runner: StoreRunner, requests: list[ReserveRequest]) -> list[Any]:
@@ -95,3 +110,36 @@ def test_shortage_serves_as_many_as_possible(threads: int) -> None:
     refused = [r for r in results if isinstance(r, NotEnoughKey)]
     assert len(served) == 5 and len(refused) == 3
     assert store.available == 0
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_acknowledgements_ride_along_or_are_written_alone(threads: int) -> None:
+    store = _CountingStore(available=3)
+    runner = StoreRunner(store, threads=threads)  # type: ignore[arg-type]
+    request = ReserveRequest(1, 256, "SAE-A", ("SAE-B",))
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(runner.reserve(request))
+        await asyncio.sleep(0)
+        runner.mark_synced_soon(["k1", "k2"])  # queued behind a running reservation
+        await first
+        await runner.reserve(request)  # carries k1, k2 (or they went alone just before)
+        runner.mark_synced_soon(["k3"])  # nothing else waits: written on its own
+        for _ in range(100):
+            if "k3" in store.synced:
+                break
+            await asyncio.sleep(0.01)
+        runner.mark_synced_soon(["k4"])
+        with pytest.raises(NotEnoughKey):  # fails: k4 must still be written
+            await runner.reserve(ReserveRequest(5, 256, "SAE-A", ("SAE-B",)))
+        for _ in range(100):
+            if "k4" in store.synced:
+                break
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runner.shutdown()
+    assert sorted(store.synced) == ["k1", "k2", "k3", "k4"]
+    assert store.separate_marks <= 3

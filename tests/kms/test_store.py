@@ -174,6 +174,28 @@ def test_fetch_is_all_or_nothing(make_store: Callable[..., KeyStore], make_block
     assert issubclass(KeyNotAuthorized, KeyStoreError)
 
 
+def test_fetch_checks_the_master(make_store: Callable[..., KeyStore], make_blocks: Blocks) -> None:
+    alice, bob = make_store("alice"), make_store("bob")
+    blocks = make_blocks(1, 4096, seed=18)
+    alice.import_blocks(blocks)
+    bob.import_blocks(blocks)
+    keys, res = alice.reserve(number=2, size_bits=128, master_sae="A", slave_saes=["B"])
+    other, other_res = alice.reserve(number=1, size_bits=128, master_sae="A2", slave_saes=["B"])
+    bob.accept_reservations(res + other_res)
+    ids = [k.key_id for k in keys]
+    with pytest.raises(KeyNotAuthorized, match="not reserved by master SAE 'A2'"):
+        bob.fetch_for_slave(key_ids=ids, slave_sae="B", master_sae="A2")
+    with pytest.raises(KeyNotAuthorized, match="master"):  # all or nothing
+        bob.fetch_for_slave(key_ids=[*ids, other[0].key_id], slave_sae="B", master_sae="A")
+    with pytest.raises(KeyStoreError, match="master_sae"):
+        bob.fetch_for_slave(key_ids=ids, slave_sae="B", master_sae="")
+    assert bob.counts()["reserved"] == 3  # nothing was delivered by the failed calls
+    got = bob.fetch_for_slave(key_ids=ids, slave_sae="B", master_sae="A")
+    assert [k.key for k in got] == [k.key for k in keys]
+    # without master_sae (library use) the master is not checked
+    assert bob.fetch_for_slave(key_ids=[other[0].key_id], slave_sae="B")[0].key == other[0].key
+
+
 def test_multicast_erases_after_the_last_slave(
     make_store: Callable[..., KeyStore], make_blocks: Blocks
 ) -> None:
@@ -244,6 +266,43 @@ def test_accept_reservations_rules(
     assert bob.counts()["reserved"] == 3
 
 
+def test_accept_overlap_check_is_exact(
+    make_store: Callable[..., KeyStore], make_blocks: Blocks
+) -> None:
+    # The bounded overlap check reads only the nearest key below the new ranges and the keys
+    # that start inside them: every way of overlapping must still be refused.
+    alice, bob = make_store("alice"), make_store("bob")
+    blocks = make_blocks(1, 2000, seed=12)
+    alice.import_blocks(blocks)
+    bob.import_blocks(blocks)
+    _, res = alice.reserve(number=1, size_bits=100, master_sae="A", slave_saes=["B"])
+
+    def at(offset: int, size: int) -> Reservation:
+        fields = res[0].to_dict() | {"key_id": str(uuid.uuid4())}
+        return Reservation.from_dict(fields | {"offset_bits": offset, "size_bits": size})
+
+    recorded = [at(100, 100), at(300, 50), at(600, 200)]  # out of order, with gaps
+    bob.accept_reservations(recorded[1:])
+    bob.accept_reservations(recorded[:1])
+    refused = [
+        [at(150, 10)],  # inside a key
+        [at(90, 20)],  # reaches into a key from below
+        [at(190, 20)],  # starts inside a key's tail
+        [at(50, 500)],  # covers several keys
+        [at(0, 10), at(340, 5)],  # the second one overlaps, far above the first
+        [at(800, 10), at(799, 2)],  # overlaps a key below the lowest new offset... and a new one
+        [at(0, 100), at(99, 2)],  # new ranges overlap each other
+    ]
+    for batch in refused:
+        with pytest.raises(KeyStoreError, match="overlaps key"):
+            bob.accept_reservations(batch)
+    assert bob.counts()["reserved"] == 3
+    fits = [at(0, 100), at(200, 100), at(350, 250), at(800, 200)]  # exactly the gaps
+    bob.accept_reservations([*fits, *recorded])  # with a re-sent batch: idempotent
+    assert bob.counts()["reserved"] == 7
+    assert bob.counts()["peer_bits"] == 0
+
+
 def test_outbox(make_store: Callable[..., KeyStore], make_blocks: Blocks) -> None:
     alice = make_store("alice")
     alice.import_blocks(make_blocks(1, 4096, seed=12))
@@ -254,6 +313,17 @@ def test_outbox(make_store: Callable[..., KeyStore], make_blocks: Blocks) -> Non
     alice.mark_reservations_synced([r.key_id for r in res1] + [str(uuid.uuid4())])
     assert alice.pending_reservations() == res2
     assert alice.counts()["unsynced"] == 1
+    # acknowledgements ride along in a reservation's transaction
+    _, res3 = alice.reserve(
+        number=1, size_bits=64, master_sae="A", slave_saes=["C"], mark_synced=[res2[0].key_id]
+    )
+    assert alice.pending_reservations() == res3
+    # ... and are not marked if that reservation fails
+    with pytest.raises(NotEnoughKey):
+        alice.reserve(
+            number=99, size_bits=64, master_sae="A", slave_saes=["C"], mark_synced=[res3[0].key_id]
+        )
+    assert alice.pending_reservations() == res3
 
 
 def test_reservation_round_trip_and_validation() -> None:

@@ -47,6 +47,38 @@ def test_reserve_follows_the_model_and_the_peer_gets_the_same_keys(
     requests: list[tuple[int, int]],
     seed: int,
 ) -> None:
+    _check_model(store_url, make_store, sizes, requests, seed)
+
+
+@_SETTINGS
+@given(
+    sizes=st.lists(st.integers(1, 3 * SEGMENT_BITS // 16).map(lambda n: 16 * n), max_size=4),
+    requests=st.lists(
+        st.tuples(st.integers(1, 4), st.integers(1, 2 * SEGMENT_BITS // 8).map(lambda n: 8 * n)),
+        min_size=1,
+        max_size=6,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_whole_byte_keys_follow_the_model(
+    store_url: str,
+    make_store: Callable[..., KeyStore],
+    sizes: list[int],
+    requests: list[tuple[int, int]],
+    seed: int,
+) -> None:
+    # ETSI key sizes are whole bytes: the store slices and zeroes bytes then (a fast path);
+    # both halves of these blocks start on a byte, so every key takes that path at both sites.
+    _check_model(store_url, make_store, [*sizes, 2 * SEGMENT_BITS + 1024], requests, seed)
+
+
+def _check_model(
+    store_url: str,
+    make_store: Callable[..., KeyStore],
+    sizes: list[int],
+    requests: list[tuple[int, int]],
+    seed: int,
+) -> None:
     alice, bob = make_store("alice"), make_store("bob")
     _reset(store_url)
     rng = np.random.default_rng(seed)

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
@@ -173,7 +174,7 @@ def segment_span(start_bit: int, size_bits: int) -> range:
     return range(start_bit // SEGMENT_BITS, (start_bit + size_bits - 1) // SEGMENT_BITS + 1)
 
 
-def read_bits(plains: dict[int, bytes], start_bit: int, size_bits: int) -> bytes:
+def read_bits(plains: Mapping[int, bytes | bytearray], start_bit: int, size_bits: int) -> bytes:
     """Bits ``[start_bit, start_bit + size_bits)`` of a block, packed MSB first.
 
     ``plains`` maps segment index to that segment's plaintext (every touched segment).
@@ -187,7 +188,9 @@ def read_bits(plains: dict[int, bytes], start_bit: int, size_bits: int) -> bytes
     return np.packbits(np.concatenate(parts)).tobytes()
 
 
-def zero_bits(plain: bytes, seg_index: int, start_bit: int, size_bits: int) -> tuple[bytes, int]:
+def zero_bits(
+    plain: bytes | bytearray, seg_index: int, start_bit: int, size_bits: int
+) -> tuple[bytes, int]:
     """Zero the part of ``[start_bit, start_bit + size_bits)`` inside one segment.
 
     Returns the new plaintext and the number of bits zeroed.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,41 @@ class Ctx:
     site: str
     sealer: Sealer
     pg: bool
+
+
+# Statements built once (SQLAlchemy caches their compiled form; building them costs more).
+_k = sch.keys
+_IN_CHUNK = 500
+_EXISTING_KEYS = select(
+    _k.c.key_id,
+    _k.c.block_pk,
+    _k.c.offset_bits,
+    _k.c.size_bits,
+    _k.c.master_sae,
+    _k.c.slave_saes,
+    _k.c.local,
+).where(_k.c.site == bindparam("site"), _k.c.key_id.in_(bindparam("ids", expanding=True)))
+_KEY_BELOW = (
+    select(_k.c.key_id, _k.c.offset_bits, _k.c.size_bits)
+    .where(_k.c.block_pk == bindparam("pk"), _k.c.offset_bits < bindparam("lo"))
+    .order_by(_k.c.offset_bits.desc())
+    .limit(1)
+)
+_KEYS_INSIDE = select(_k.c.key_id, _k.c.offset_bits, _k.c.size_bits).where(
+    _k.c.block_pk == bindparam("pk"),
+    _k.c.offset_bits >= bindparam("lo"),
+    _k.c.offset_bits < bindparam("hi"),
+)
+_INSERT_KEYS = insert(_k)
+_b = sch.blocks
+_FREE_BLOCKS = (
+    select(_b.c.id, _b.c.block_id, _b.c.alloc_next, _b.c.alloc_end)
+    .where(_b.c.site == bindparam("site"), _b.c.alloc_end - _b.c.alloc_next >= bindparam("size"))
+    .order_by(_b.c.id)
+)
+_ADVANCE_CURSOR = (
+    update(_b).where(_b.c.id == bindparam("b_id")).values(alloc_next=bindparam("b_next"))
+)
 
 
 class Short(Exception):
@@ -139,26 +175,33 @@ def reserve_tx(
     master: str,
     slaves: tuple[str, ...],
     skip_locked: bool,
+    acks: Sequence[str] = (),
 ) -> tuple[list[ServedKey], list[Reservation]]:
     """Carve ``number`` keys first-fit from the site's halves, erase their bits, record them.
 
+    ``acks``: earlier local reservations to mark synced in the same transaction.
     Raises :class:`Short` when too few bits are free (with ``skip_locked``: free and unlocked).
     """
+    if acks:
+        mark_synced_tx(conn, ctx, acks)
     b = sch.blocks
-    query = (
-        select(b.c.id, b.c.block_id, b.c.alloc_next, b.c.alloc_end)
-        .where(b.c.site == ctx.site, b.c.alloc_end - b.c.alloc_next >= size)
-        .order_by(b.c.id)
-    )
     if ctx.pg:
+        query = (
+            select(b.c.id, b.c.block_id, b.c.alloc_next, b.c.alloc_end)
+            .where(b.c.site == ctx.site, b.c.alloc_end - b.c.alloc_next >= size)
+            .order_by(b.c.id)
+        )
         query = (
             query.limit(number).with_for_update(skip_locked=True)
             if skip_locked
             else query.with_for_update()
         )
+        result = conn.execute(query)
+    else:  # the transaction already holds SQLite's write lock
+        result = conn.execute(_FREE_BLOCKS, {"site": ctx.site, "size": size})
     plan: list[tuple[Any, list[int]]] = []
     planned = 0
-    for row in conn.execute(query):
+    for row in result:
         offsets = []
         nxt = int(row.alloc_next)
         while planned < number and int(row.alloc_end) - nxt >= size:
@@ -168,12 +211,18 @@ def reserve_tx(
         plan.append((row, offsets))
         if planned == number:
             break
+    result.close()
     if planned < number:
         raise Short
     now = now_utc()
+    slaves_json = json.dumps(list(slaves))
+    delivered_json = json.dumps([master])
     served: list[ServedKey] = []
     reservations: list[Reservation] = []
     key_rows: list[dict[str, Any]] = []
+    cursors: list[dict[str, Any]] = []
+    fresh = os.urandom(16 * number)  # one system call for every new key ID (uuid4)
+    new_ids = (str(uuid.UUID(bytes=fresh[16 * i : 16 * i + 16], version=4)) for i in range(number))
     for row, offsets in plan:
         segs = SegmentView(
             conn,
@@ -183,11 +232,11 @@ def reserve_tx(
             (i for o in offsets for i in segment_span(o, size)),
         )
         for offset in offsets:
-            key_id = str(uuid.uuid4())
+            key_id = next(new_ids)
             served.append(ServedKey(key_id=key_id, key=segs.read(offset, size), size_bits=size))
             segs.erase(offset, size)
             reservations.append(
-                Reservation(
+                Reservation.checked(
                     key_id=key_id,
                     block_id=row.block_id,
                     offset_bits=offset,
@@ -204,8 +253,8 @@ def reserve_tx(
                     "offset_bits": offset,
                     "size_bits": size,
                     "master_sae": master,
-                    "slave_saes": json.dumps(list(slaves)),
-                    "delivered_to": json.dumps([master]),
+                    "slave_saes": slaves_json,
+                    "delivered_to": delivered_json,
                     "state": sch.DELIVERED_TO_MASTER,
                     "local": True,
                     "synced": False,
@@ -214,15 +263,22 @@ def reserve_tx(
                 }
             )
         segs.flush(conn)
-        conn.execute(update(b).where(b.c.id == row.id).values(alloc_next=offsets[-1] + size))
-    conn.execute(insert(sch.keys), key_rows)
+        cursors.append({"b_id": row.id, "b_next": offsets[-1] + size})
+    conn.execute(_ADVANCE_CURSOR, cursors)
+    conn.execute(_INSERT_KEYS, key_rows)
     return served, reservations
 
 
 def accept_tx(conn: Connection, ctx: Ctx, todo: Mapping[str, Reservation]) -> int:
-    """Record the peer's reservations that are new; refuse any that break the rules."""
+    """Record the peer's reservations that are new; refuse any that break the rules.
+
+    Set-based: one query for the blocks, one per 500 key IDs for keys already recorded, two
+    bounded overlap queries per block (the nearest recorded key below the new ranges and the
+    recorded keys that start inside them, by the ``(block_pk, offset_bits)`` index), and one
+    multi-row insert.
+    """
     peer = "bob" if ctx.site == "alice" else "alice"
-    b, k = sch.blocks, sch.keys
+    b = sch.blocks
     block_ids = sorted({r.block_id for r in todo.values()})
     query = (
         select(b.c.id, b.c.block_id, b.c.n_bits)
@@ -232,8 +288,6 @@ def accept_tx(conn: Connection, ctx: Ctx, todo: Mapping[str, Reservation]) -> in
     if ctx.pg:
         query = query.with_for_update()
     found = {row.block_id: row for row in conn.execute(query)}
-    added = 0
-    now = now_utc()
     for r in todo.values():
         block = found.get(r.block_id)
         if block is None:
@@ -241,26 +295,6 @@ def accept_tx(conn: Connection, ctx: Ctx, todo: Mapping[str, Reservation]) -> in
                 f"block {r.block_id} of key {r.key_id} is not stored at this site: "
                 "import this site's keys first, then send the reservation again"
             )
-        existing = conn.execute(
-            select(k.c.block_pk, k.c.offset_bits, k.c.size_bits, k.c.master_sae)
-            .add_columns(k.c.slave_saes, k.c.local)
-            .where(k.c.site == ctx.site, k.c.key_id == r.key_id)
-        ).first()
-        if existing is not None:
-            same = (
-                not existing.local
-                and existing.block_pk == block.id
-                and existing.offset_bits == r.offset_bits
-                and existing.size_bits == r.size_bits
-                and existing.master_sae == r.master_sae
-                and tuple(json.loads(existing.slave_saes)) == r.slave_saes
-            )
-            if not same:
-                raise KeyStoreError(
-                    f"key ID {r.key_id} is already recorded here with other fields: "
-                    "the peer reused a key ID; refuse this reservation"
-                )
-            continue
         lo, hi = window(peer, int(block.n_bits))
         end = r.offset_bits + r.size_bits
         if r.offset_bits < lo or end > hi:
@@ -269,43 +303,106 @@ def accept_tx(conn: Connection, ctx: Ctx, todo: Mapping[str, Reservation]) -> in
                 f"{r.block_id}, outside the {peer} half [{lo}, {hi}): the peer must "
                 "allocate only from its own half"
             )
-        clash = conn.execute(
-            select(k.c.key_id)
-            .where(
-                k.c.block_pk == block.id,
-                k.c.offset_bits < end,
-                k.c.offset_bits + k.c.size_bits > r.offset_bits,
-            )
-            .limit(1)
-        ).scalar_one_or_none()
-        if clash is not None:
-            raise KeyStoreError(
-                f"key {r.key_id} overlaps key {clash} in block {r.block_id}: a bit range "
-                "was reserved twice; refuse this reservation"
-            )
-        conn.execute(
-            insert(k).values(
-                site=ctx.site,
-                key_id=r.key_id,
-                block_pk=block.id,
-                offset_bits=r.offset_bits,
-                size_bits=r.size_bits,
-                master_sae=r.master_sae,
-                slave_saes=json.dumps(list(r.slave_saes)),
-                delivered_to="[]",
-                state=sch.RESERVED,
-                local=False,
-                synced=True,
-                created_utc=now,
-                updated_utc=now,
-            )
+
+    ids = list(todo)
+    existing: dict[str, Any] = {}
+    for chunk in range(0, len(ids), _IN_CHUNK):
+        for found_row in conn.execute(
+            _EXISTING_KEYS, {"site": ctx.site, "ids": ids[chunk : chunk + _IN_CHUNK]}
+        ):
+            existing[found_row.key_id] = found_row
+    new_by_block: dict[int, list[Reservation]] = {}
+    for r in todo.values():
+        row = existing.get(r.key_id)
+        if row is None:
+            new_by_block.setdefault(found[r.block_id].id, []).append(r)
+            continue
+        same = (
+            not row.local
+            and row.block_pk == found[r.block_id].id
+            and row.offset_bits == r.offset_bits
+            and row.size_bits == r.size_bits
+            and row.master_sae == r.master_sae
+            and tuple(json.loads(row.slave_saes)) == r.slave_saes
         )
-        added += 1
-    return added
+        if not same:
+            raise KeyStoreError(
+                f"key ID {r.key_id} is already recorded here with other fields: "
+                "the peer reused a key ID; refuse this reservation"
+            )
+
+    for block_pk, new in new_by_block.items():
+        _check_no_overlap(conn, block_pk, new)
+
+    now = now_utc()
+    rows = [
+        {
+            "site": ctx.site,
+            "key_id": r.key_id,
+            "block_pk": block_pk,
+            "offset_bits": r.offset_bits,
+            "size_bits": r.size_bits,
+            "master_sae": r.master_sae,
+            "slave_saes": json.dumps(list(r.slave_saes)),
+            "delivered_to": "[]",
+            "state": sch.RESERVED,
+            "local": False,
+            "synced": True,
+            "created_utc": now,
+            "updated_utc": now,
+        }
+        for block_pk, new in new_by_block.items()
+        for r in new
+    ]
+    if rows:
+        conn.execute(_INSERT_KEYS, rows)
+    return len(rows)
 
 
-def fetch_tx(conn: Connection, ctx: Ctx, ids: Sequence[str], slave: str) -> list[ServedKey]:
-    """Deliver keys to one slave SAE, erasing those that every slave now has."""
+def _check_no_overlap(conn: Connection, block_pk: int, new: list[Reservation]) -> None:
+    """Refuse new ranges of one block that overlap each other or a key recorded there.
+
+    The recorded keys of a block never overlap (every insert passes this check, and the two
+    sites' halves are disjoint), so sorted by offset their ends ascend too: of the keys that
+    start below the new ranges only the nearest one can reach into them. Only that key and the
+    keys that start inside ``[lowest new offset, highest new end)`` are read.
+    """
+    new.sort(key=lambda r: r.offset_bits)
+    lo = new[0].offset_bits
+    hi = max(r.offset_bits + r.size_bits for r in new)
+    recorded: list[tuple[int, int, str]] = []
+    below = conn.execute(_KEY_BELOW, {"pk": block_pk, "lo": lo}).first()
+    if below is not None:
+        recorded.append((int(below.offset_bits), int(below.size_bits), below.key_id))
+    recorded.extend(
+        (int(row.offset_bits), int(row.size_bits), row.key_id)
+        for row in conn.execute(_KEYS_INSIDE, {"pk": block_pk, "lo": lo, "hi": hi})
+    )
+    # One sweep over recorded and new ranges by offset: a range that starts before the
+    # furthest end seen so far overlaps the range that reaches there.
+    intervals = sorted(
+        [(o, o + s, kid, False) for o, s, kid in recorded]
+        + [(r.offset_bits, r.offset_bits + r.size_bits, r.key_id, True) for r in new]
+    )
+    reach_end, reach_id, reach_new = -1, "", False
+    for start, end, kid, is_new in intervals:
+        if start < reach_end and (is_new or reach_new):
+            key, other = (kid, reach_id) if is_new else (reach_id, kid)
+            raise KeyStoreError(
+                f"key {key} overlaps key {other} in block {new[0].block_id}: a bit range was "
+                "reserved twice; refuse this reservation"
+            )
+        if end > reach_end:
+            reach_end, reach_id, reach_new = end, kid, is_new
+
+
+def fetch_tx(
+    conn: Connection, ctx: Ctx, ids: Sequence[str], slave: str, master: str | None = None
+) -> list[ServedKey]:
+    """Deliver keys to one slave SAE, erasing those that every slave now has.
+
+    With ``master``, every key must have been reserved by that master SAE.
+    """
     b, k = sch.blocks, sch.keys
     query = (
         select(k, b.c.block_id)
@@ -330,6 +427,11 @@ def fetch_tx(conn: Connection, ctx: Ctx, ids: Sequence[str], slave: str) -> list
             )
         if slave not in json.loads(row.slave_saes):
             raise KeyNotAuthorized(f"SAE {slave!r} is not a slave SAE of key {kid}")
+        if master is not None and row.master_sae != master:
+            raise KeyNotAuthorized(
+                f"key {kid} was not reserved by master SAE {master!r}: the caller was not named "
+                "as a slave SAE in an enc_keys call of that master"
+            )
         if row.state == sch.ERASED or slave in json.loads(row.delivered_to):
             raise KeyNotFound(
                 f"key {kid} was already delivered to SAE {slave!r}; keys are served once"

@@ -14,7 +14,23 @@ from sqlalchemy.engine import Connection
 
 from diqkd.errors import KeyStoreError
 from diqkd.kms import _store_schema as sch
-from diqkd.kms._store_crypto import Sealer, read_bits, segment_span, zero_bits
+from diqkd.kms._store_crypto import SEGMENT_BITS, Sealer, read_bits, segment_span, zero_bits
+
+_t = sch.segments
+# Built once: SQLAlchemy caches the compiled form, but building the statement costs more.
+_SELECT = select(_t.c.idx, _t.c.n_bits, _t.c.erased_bits, _t.c.version, _t.c.sealed).where(
+    _t.c.block_pk == bindparam("pk"), _t.c.idx.in_(bindparam("idx", expanding=True))
+)
+_UPDATE = (
+    update(_t)
+    .where(_t.c.block_pk == bindparam("b_pk"), _t.c.idx == bindparam("b_idx"))
+    .values(
+        erased_bits=bindparam("b_erased"),
+        version=bindparam("b_version"),
+        sealed=bindparam("b_sealed"),
+    )
+)
+_SEGMENT_BYTES = SEGMENT_BITS // 8
 
 
 class SegmentView:
@@ -26,15 +42,10 @@ class SegmentView:
         self._block_pk = block_pk
         self._block_id = block_id
         self._sealer = sealer
-        self._plain: dict[int, bytes | None] = {}
+        self._plain: dict[int, bytes | bytearray | None] = {}
         self._info: dict[int, tuple[int, int, int]] = {}  # idx -> (n_bits, erased, version)
         self._dirty: set[int] = set()
-        t = sch.segments
-        rows = conn.execute(
-            select(t.c.idx, t.c.n_bits, t.c.erased_bits, t.c.version, t.c.sealed).where(
-                t.c.block_pk == block_pk, t.c.idx.in_(sorted(set(idx)))
-            )
-        ).all()
+        rows = conn.execute(_SELECT, {"pk": block_pk, "idx": sorted(set(idx))}).all()
         for r in rows:
             self._info[r.idx] = (r.n_bits, r.erased_bits, r.version)
             self._plain[r.idx] = (
@@ -45,7 +56,7 @@ class SegmentView:
                 )
             )
 
-    def _require(self, start: int, size: int) -> dict[int, bytes]:
+    def _require(self, start: int, size: int) -> dict[int, bytes | bytearray]:
         out = {}
         for i in segment_span(start, size):
             plain = self._plain.get(i)
@@ -59,11 +70,36 @@ class SegmentView:
 
     def read(self, start: int, size: int) -> bytes:
         """Bits ``[start, start + size)`` of the block, packed MSB first."""
-        return read_bits(self._require(start, size), start, size)
+        plains = self._require(start, size)
+        if start % 8 == 0 and size % 8 == 0:  # whole bytes (ETSI sizes): slice them
+            first, last = start // 8, (start + size) // 8
+            return b"".join(
+                bytes(
+                    plain[
+                        max(first - i * _SEGMENT_BYTES, 0) : min(
+                            last - i * _SEGMENT_BYTES, _SEGMENT_BYTES
+                        )
+                    ]
+                )
+                for i, plain in plains.items()
+            )
+        return read_bits(plains, start, size)
 
     def erase(self, start: int, size: int) -> None:
         """Zero bits ``[start, start + size)`` (written back by :meth:`flush`)."""
         plains = self._require(start, size)
+        if start % 8 == 0 and size % 8 == 0:  # whole bytes (ETSI sizes): zero them
+            first, last = start // 8, (start + size) // 8
+            for i, plain in plains.items():
+                lo = max(first - i * _SEGMENT_BYTES, 0)
+                hi = min(last - i * _SEGMENT_BYTES, len(plain))
+                buf = plain if isinstance(plain, bytearray) else bytearray(plain)
+                buf[lo:hi] = bytes(hi - lo)
+                n_bits, erased, version = self._info[i]
+                self._plain[i] = buf
+                self._info[i] = (n_bits, erased + 8 * (hi - lo), version)
+                self._dirty.add(i)
+            return
         for i, plain in plains.items():
             new, n = zero_bits(plain, i, start, size)
             n_bits, erased, version = self._info[i]
@@ -83,7 +119,11 @@ class SegmentView:
                 None
                 if erased >= n_bits or plain is None
                 else self._sealer.seal(
-                    plain, block_id=self._block_id, index=i, n_bits=n_bits, version=version + 1
+                    bytes(plain),
+                    block_id=self._block_id,
+                    index=i,
+                    n_bits=n_bits,
+                    version=version + 1,
                 )
             )
             params.append(
@@ -96,15 +136,5 @@ class SegmentView:
                 }
             )
             self._info[i] = (n_bits, erased, version + 1)
-        t = sch.segments
-        conn.execute(
-            update(t)
-            .where(t.c.block_pk == bindparam("b_pk"), t.c.idx == bindparam("b_idx"))
-            .values(
-                erased_bits=bindparam("b_erased"),
-                version=bindparam("b_version"),
-                sealed=bindparam("b_sealed"),
-            ),
-            params,
-        )
+        conn.execute(_UPDATE, params)
         self._dirty.clear()

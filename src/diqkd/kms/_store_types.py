@@ -118,6 +118,31 @@ class Reservation:
         if len(set(self.slave_saes)) != len(self.slave_saes):
             raise KeyStoreError("slave_saes names an SAE twice")
 
+    @classmethod
+    def checked(
+        cls,
+        *,
+        key_id: str,
+        block_id: str,
+        offset_bits: int,
+        size_bits: int,
+        master_sae: str,
+        slave_saes: tuple[str, ...],
+    ) -> Reservation:
+        """A reservation from values the store has already checked (no second validation).
+
+        For the store's own reservations only: a canonical uuid4 key ID it made, a stored
+        block's ID, and SAE IDs that :meth:`KeyStore.reserve` validated.
+        """
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "key_id", key_id)
+        object.__setattr__(obj, "block_id", block_id)
+        object.__setattr__(obj, "offset_bits", offset_bits)
+        object.__setattr__(obj, "size_bits", size_bits)
+        object.__setattr__(obj, "master_sae", master_sae)
+        object.__setattr__(obj, "slave_saes", slave_saes)
+        return obj
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the KME-to-KME channel)."""
         return {

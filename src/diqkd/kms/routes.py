@@ -157,7 +157,7 @@ async def post_dec_keys(
     slave = _caller(request, service)
     _only_query(request, ())
     key_ids = service.check_key_ids(master_SAE_ID, [entry.key_ID for entry in body.key_IDs])
-    return _json(await service.dec_keys(slave, key_ids))
+    return _json(await service.dec_keys(slave, key_ids, master=master_SAE_ID))
 
 
 @keys_router.get(
@@ -177,7 +177,7 @@ async def get_dec_keys(
     slave = _caller(request, service)
     _only_query(request, ("key_ID",))
     key_ids = service.check_key_ids(master_SAE_ID, [key_ID])
-    return _json(await service.dec_keys(slave, key_ids))
+    return _json(await service.dec_keys(slave, key_ids, master=master_SAE_ID))
 
 
 @peer_router.post("/reservations", response_model=ReservationsAccepted)

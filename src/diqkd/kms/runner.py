@@ -11,17 +11,25 @@ the next transaction reserves all their keys at once and splits them. Each reque
 its own fresh keys (the store hands out every key once); only the number of commits (and
 ``fsync``) per request falls. If a coalesced reservation fails for lack of keys, the requests of
 that group are retried one by one, so that as many as possible are served.
+
+The peer's acknowledgements of reservations (:meth:`StoreRunner.mark_synced_soon`) ride along
+in the next reservation transaction instead of costing a commit of their own; when no
+reservation is waiting they are written on their own. Marking synced is bookkeeping: if it is
+lost (a crash), the outbox is sent again and the peer ignores what it already has.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from diqkd.kms.store import KeyStore, NotEnoughKey, Reservation, ServedKey
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ReserveRequest", "StoreRunner"]
 
@@ -73,6 +81,7 @@ class StoreRunner:
         )
         self._coalesce = coalesce
         self._queue: list[_Pending] = []
+        self._acks: list[str] = []
         self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -104,27 +113,42 @@ class StoreRunner:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reserved] = loop.create_future()
         self._queue.append(_Pending(request, future))
+        self._kick(loop)
+        return await future
+
+    def mark_synced_soon(self, key_ids: Sequence[str]) -> None:
+        """Record that the peer acknowledged these reservations, in the next store transaction.
+
+        Returns at once (call it on the event loop). The IDs are marked synced together with
+        the next reservation (no commit of their own), or on their own when none is waiting.
+        """
+        if not key_ids:
+            return
+        self._acks.extend(key_ids)
+        self._kick(asyncio.get_running_loop())
+
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._draining:
             self._draining = True
             task = loop.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self._queue:
+            while self._queue or self._acks:
                 if self._inline:
                     await asyncio.sleep(0)  # let the loop read the requests that are waiting
                 batch, self._queue = self._queue, []
+                acks, self._acks = self._acks, []
                 try:
                     requests = [p.request for p in batch]
                     if self._inline:
-                        outcomes = self._reserve_batch(requests)
+                        outcomes = self._reserve_batch(requests, acks)
                     else:
                         outcomes = await loop.run_in_executor(
-                            self._executor, self._reserve_batch, requests
+                            self._executor, self._reserve_batch, requests, acks
                         )
                 except BaseException as exc:  # the executor itself failed
                     outcomes = [exc] * len(batch)
@@ -138,8 +162,14 @@ class StoreRunner:
         finally:
             self._draining = False
 
-    def _reserve_batch(self, requests: Sequence[ReserveRequest]) -> list[Reserved | BaseException]:
-        """Runs on a store thread: one transaction per group, split among its requests."""
+    def _reserve_batch(
+        self, requests: Sequence[ReserveRequest], acks: Sequence[str] = ()
+    ) -> list[Reserved | BaseException]:
+        """Runs on a store thread: one transaction per group, split among its requests.
+
+        ``acks`` (reservations the peer acknowledged) are marked synced in the first group's
+        transaction, or on their own if there is none or it fails.
+        """
         outcomes: list[Reserved | BaseException | None] = [None] * len(requests)
         groups: dict[tuple[int, str, tuple[str, ...]], list[int]] = {}
         for i, req in enumerate(requests):
@@ -147,9 +177,19 @@ class StoreRunner:
         for (size_bits, master, slaves), members in groups.items():
             total = sum(requests[i].number for i in members)
             try:
-                keys, reservations = self.store.reserve(
-                    number=total, size_bits=size_bits, master_sae=master, slave_saes=slaves
-                )
+                if acks:
+                    keys, reservations = self.store.reserve(
+                        number=total,
+                        size_bits=size_bits,
+                        master_sae=master,
+                        slave_saes=slaves,
+                        mark_synced=acks,
+                    )
+                    acks = ()
+                else:
+                    keys, reservations = self.store.reserve(
+                        number=total, size_bits=size_bits, master_sae=master, slave_saes=slaves
+                    )
             except NotEnoughKey as exc:
                 if len(members) == 1:
                     outcomes[members[0]] = exc
@@ -168,6 +208,11 @@ class StoreRunner:
                 part = keys[start : start + n]
                 start += n
                 outcomes[i] = (part, [by_id[k.key_id] for k in part])
+        if acks:
+            try:
+                self.store.mark_reservations_synced(acks)
+            except Exception:  # bookkeeping: the outbox is re-sent, harmlessly
+                log.warning("could not mark %d reservations as synced", len(acks))
         return [o if o is not None else RuntimeError("no outcome") for o in outcomes]
 
     def _reserve_one(self, req: ReserveRequest) -> Reserved | BaseException:

@@ -31,6 +31,8 @@ from diqkd.kms.store import KeyStore, default_data_dir
 __all__ = ["open_store", "serve", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
+#: GIL switch interval while serving (see :func:`serve`).
+_SWITCH_INTERVAL_S = 0.0005
 
 
 def server_ssl_context(config: KmeConfig) -> ssl.SSLContext:
@@ -183,7 +185,15 @@ def serve(
         uv_config.load()
         uv_config.ssl = ctx
         server = _Server(uv_config, ready_file)
-        server.run()
+        # The store thread hands the GIL back and forth with the event loop around every
+        # SQLite call; with CPython's default 5 ms switch interval a transaction can wait that
+        # long for each hand-off while the loop parses requests. 0.5 ms keeps it short.
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, _SWITCH_INTERVAL_S))
+        try:
+            server.run()
+        finally:
+            sys.setswitchinterval(previous)
         if not server.started:
             raise KeyStoreError("the KME did not start (see the log above)")
     finally:

@@ -232,11 +232,18 @@ class KeyService:
         self._remote_sae(master, "master")
         return canonical
 
-    async def dec_keys(self, slave: str, key_ids: Sequence[str]) -> dict[str, Any]:
-        """Deliver keys reserved by the peer KME to the calling slave SAE."""
+    async def dec_keys(self, slave: str, key_ids: Sequence[str], *, master: str) -> dict[str, Any]:
+        """Deliver keys reserved by the peer KME for ``master`` to the calling slave SAE.
+
+        A key reserved by another master SAE, or one whose slaves do not include the caller,
+        answers 401 (the caller was not named as slave in an enc_keys call of that master).
+        """
         try:
             keys = await self.runner.call(
-                self.runner.store.fetch_for_slave, key_ids=list(key_ids), slave_sae=slave
+                self.runner.store.fetch_for_slave,
+                key_ids=list(key_ids),
+                slave_sae=slave,
+                master_sae=master,
             )
         except KeyNotAuthorized:
             raise _unauthorized() from None

@@ -263,7 +263,13 @@ class KeyStore:
         return self._tx(lambda conn: ops.free_keys_tx(conn, self._ctx, size), read_only=True)
 
     def reserve(
-        self, *, number: int, size_bits: int, master_sae: str, slave_saes: Sequence[str]
+        self,
+        *,
+        number: int,
+        size_bits: int,
+        master_sae: str,
+        slave_saes: Sequence[str],
+        mark_synced: Sequence[str] = (),
     ) -> tuple[list[ServedKey], list[Reservation]]:
         """Carve ``number`` fresh keys from this site's half of the stored blocks, atomically.
 
@@ -271,6 +277,10 @@ class KeyStore:
         bits are erased at this site in the same transaction. The returned reservations are
         what the peer KME needs (:meth:`accept_reservations`); they are also kept in an outbox
         (:meth:`pending_reservations`) until :meth:`mark_reservations_synced`.
+
+        ``mark_synced`` names earlier reservations that the peer acknowledged: they are marked
+        synced in the same transaction (as :meth:`mark_reservations_synced` would, without a
+        commit of its own); if this call fails they are not marked.
 
         Raises
         ------
@@ -287,6 +297,9 @@ class KeyStore:
         slaves = tuple(dict.fromkeys(sae_id(s, "each slave SAE") for s in slave_saes))
         if not slaves:
             raise KeyStoreError("name at least one slave SAE")
+        if isinstance(mark_synced, str):
+            raise KeyStoreError("mark_synced must be a sequence of key IDs, not one string")
+        acks = sorted({str(i) for i in mark_synced})
 
         def reserve(
             conn: Connection, skip_locked: bool
@@ -299,6 +312,7 @@ class KeyStore:
                 master=master,
                 slaves=slaves,
                 skip_locked=skip_locked,
+                acks=acks,
             )
 
         try:
@@ -344,20 +358,28 @@ class KeyStore:
         added = self._tx(lambda conn: ops.accept_tx(conn, self._ctx, todo))
         log.info("%s key store: accepted %d reservation(s) from the peer", self._site, added)
 
-    def fetch_for_slave(self, *, key_ids: Sequence[str], slave_sae: str) -> list[ServedKey]:
+    def fetch_for_slave(
+        self, *, key_ids: Sequence[str], slave_sae: str, master_sae: str | None = None
+    ) -> list[ServedKey]:
         """Hand keys reserved by the peer site to one of their slave SAEs; all or nothing.
 
         After every named slave has fetched a key, its bits are erased for good.
 
+        ``master_sae`` (the master SAE named in the ``dec_keys`` call), if given, must be the
+        master SAE that reserved every one of the keys: ETSI GS QKD 014 serves a key only to an
+        SAE that was named as slave in the ``enc_keys`` call of that master.
+
         Raises
         ------
         KeyNotAuthorized
-            If ``slave_sae`` is not named as a slave of one of the keys.
+            If ``slave_sae`` is not named as a slave of one of the keys, or one of the keys was
+            reserved by another master SAE than ``master_sae``.
         KeyNotFound
             If a key ID is unknown here, was already delivered to ``slave_sae``, is erased, or
             was reserved at this site (its slaves fetch it at the peer site).
         """
         slave = sae_id(slave_sae, "slave_sae")
+        master = None if master_sae is None else sae_id(master_sae, "master_sae")
         if isinstance(key_ids, str):
             raise KeyStoreError("key_ids must be a sequence of key IDs, not one string")
         ids = list(key_ids)
@@ -369,7 +391,7 @@ class KeyStore:
         if len(set(ids)) != len(ids):
             raise KeyNotFound("a key ID is named twice in one request; name each key once")
 
-        result = self._tx(lambda conn: ops.fetch_tx(conn, self._ctx, ids, slave))
+        result = self._tx(lambda conn: ops.fetch_tx(conn, self._ctx, ids, slave, master))
         log.info("%s key store: delivered %d key(s) to a slave SAE", self._site, len(result))
         return result
 

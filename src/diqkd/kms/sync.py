@@ -26,8 +26,9 @@ Why a crash cannot make a key usable twice
   B does not know yet. If the send fails, the master gets 503 and its keys stay reserved for it
   (and are still delivered to B later): they are wasted, never reused.
 
-Sends are batched: while one batch is on the wire, new reservations queue up and travel
-together in the next batch.
+Sends are batched and pipelined: up to four batches are on the wire at once (one per pooled
+connection); while all are busy, new reservations queue up and travel together in the next
+batch. The peer records batches in any order (each is checked against what it already holds).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 RESERVATIONS_PATH = "/api/v1/kme/reservations"
 
 _MAX_BATCH = 2000
+#: Batches on the wire at once: a new reservation does not wait for the previous batch's
+#: round trip (the peer records batches in any order; each is idempotent).
+_MAX_SENDERS = 4
 
 
 def client_ssl_context(*, ca: str, cert: str, key: str) -> ssl.SSLContext:
@@ -92,7 +96,7 @@ class PeerSync:
         self._retry_interval_s = retry_interval_s
         self._client: httpx.AsyncClient | None = None
         self._queue: list[_Item] = []
-        self._draining = False
+        self._senders = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._retry_task: asyncio.Task[None] | None = None
         self._outbox_dirty = asyncio.Event()
@@ -145,8 +149,8 @@ class PeerSync:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.append(_Item(reservations, future))
-        if not self._draining:
-            self._draining = True
+        if self._senders < _MAX_SENDERS:  # else a busy sender takes it with its next batch
+            self._senders += 1
             task = loop.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -183,12 +187,10 @@ class PeerSync:
                     if not item.future.done():
                         item.future.set_result(None)
                 # Marking synced is bookkeeping: if it is lost, the batch is re-sent, harmlessly.
-                with contextlib.suppress(Exception):
-                    await self._runner.call(
-                        self._runner.store.mark_reservations_synced, [r.key_id for r in records]
-                    )
+                # It rides along in the next reservation transaction (no commit of its own).
+                self._runner.mark_synced_soon([r.key_id for r in records])
         finally:
-            self._draining = False
+            self._senders -= 1
 
     async def _send(self, records: Sequence[Reservation]) -> None:
         if self._client is None:
