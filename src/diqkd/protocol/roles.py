@@ -55,7 +55,8 @@ def _digest_rounds(rounds: NDArray[np.uint64]) -> str:
     return hashlib.sha256(np.ascontiguousarray(rounds, dtype="<u8").tobytes()).hexdigest()
 
 
-def _method(params: ProtocolParameters, n_bits: int, qber: float) -> str:
+def reconciliation_method(params: ProtocolParameters, n_bits: int, qber: float) -> str:
+    """The agreed method for a frame; ``auto`` resolves by frame length and QBER."""
     if params.reconciliation == "auto":
         return str(choose_method(n_bits, qber))
     return params.reconciliation

@@ -39,7 +39,7 @@ from diqkd.protocol.design import ProtocolParameters
 from diqkd.protocol.devices import Devices
 from diqkd.protocol.messages import Abort, Done, HeraldAnnouncement, Reconciliation
 from diqkd.protocol.randomness import RandomnessSource, is_secure
-from diqkd.protocol.roles import FRAMES, Alice, Bob, ReconParty, _method
+from diqkd.protocol.roles import FRAMES, Alice, Bob, ReconParty, reconciliation_method
 from diqkd.security import Certificate, certificate_from_result
 
 __all__ = ["RecordsInput", "SessionResult", "SessionStatistics", "run_session"]
@@ -317,7 +317,7 @@ def run_session(
                     n_bits = int(np.count_nonzero(alice.test if frame == "test" else ~alice.test))
                     if n_bits == 0:
                         continue
-                    method = _method(params, n_bits, alice.frame_qber(frame))
+                    method = reconciliation_method(params, n_bits, alice.frame_qber(frame))
                     methods.append(method)
                     a_party = alice.recon_party(frame, method)
                     b_party = bob.recon_party(frame, method)
