@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 BODY = b'{"number":1,"size":256}'
+KME_ROW = "diqkd KME enc_keys (store + KME-to-KME sync)"
+SERVICE_ROW = "diqkd KME app on a memory store, no sync (service layer only)"
+PEER_ROW = "peer: same uvicorn + mTLS, constant JSON"
 
 
 # ---------------------------------------------------------------------------- load generator
@@ -61,6 +64,7 @@ async def _connection(
     measure_from: float,
     latencies: list[float],
     errors: list[int],
+    total: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port, ssl=ctx, server_hostname=host)
     try:
@@ -79,6 +83,7 @@ async def _connection(
             if length:
                 await reader.readexactly(length)
             end = time.perf_counter()
+            total[0] += 1
             if start >= measure_from:
                 if status == 200:
                     latencies.append(end - start)
@@ -97,15 +102,21 @@ async def _loadgen(args: argparse.Namespace) -> dict[str, Any]:
     stop_at = measure_from + args.duration_s
     latencies: list[float] = []
     errors: list[int] = []
+    total = [0]
     await asyncio.gather(
         *(
             _connection(
-                args.host, args.port, ctx, request, stop_at, measure_from, latencies, errors
+                args.host, args.port, ctx, request, stop_at, measure_from, latencies, errors, total
             )
             for _ in range(args.connections)
         )
     )
-    return {"latencies": latencies, "errors": errors, "duration_s": args.duration_s}
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "duration_s": args.duration_s,
+        "total": total[0],
+    }
 
 
 def run_loadgen(args: argparse.Namespace) -> None:
@@ -125,14 +136,46 @@ def run_loadgen(args: argparse.Namespace) -> None:
         "error_codes": sorted(set(result["errors"]))[:5],
         "rps": n / result["duration_s"],
         "p50_ms": 1e3 * lat[n // 2] if n else None,
+        "p90_ms": 1e3 * lat[min(n - 1, int(0.90 * n))] if n else None,
         "p99_ms": 1e3 * lat[min(n - 1, int(0.99 * n))] if n else None,
+        "max_ms": 1e3 * lat[-1] if n else None,
         "mean_ms": 1e3 * statistics.fmean(lat) if n else None,
+        "total_requests": result["total"],
+        "loadgen_cpu_s": time.process_time(),
     }
     sys.stdout.write(json.dumps(out) + "\n")
 
 
+def _with_children(pid: int) -> list[int]:
+    """``pid`` and its child processes (the workers of a multi-process KME; Linux /proc)."""
+    out = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def measure(
     *,
+    server_pids: list[int] | None = None,
     port: int,
     path: str,
     cert: Path,
@@ -157,8 +200,18 @@ def measure(
         "--duration-s", str(duration_s),
         "--warmup-s", str(warmup_s),
     ]  # fmt: skip
+    groups = [_with_children(pid) for pid in server_pids or []]
+    cpu0 = [_cpu_s(group) for group in groups]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    cpu1 = [_cpu_s(group) for group in groups]
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    total = max(int(result["total_requests"]), 1)
+    # CPU per request of the servers (and of the load generator): unlike requests/s, this does
+    # not depend on how much of the two cores other jobs (or the hypervisor) take meanwhile.
+    each = [1e3 * (c1 - c0) / total for c0, c1 in zip(cpu0, cpu1, strict=True)]
+    result["server_cpu_ms_per_request"] = sum(each)
+    result["server_cpu_ms_per_request_each"] = each
+    result["loadgen_cpu_ms_per_request"] = 1e3 * float(result["loadgen_cpu_s"]) / total
     return result
 
 
@@ -252,7 +305,12 @@ def run_service_server(config_path: str, port: int, ready_file: str) -> None:
     from diqkd.kms.server import _protocol_class, server_ssl_context
 
     config = load_config(config_path)
-    app = create_app(config, _MemoryStore(), sync=False)  # type: ignore[arg-type]
+    if os.environ.get("BENCH_REAL_STORE"):
+        from diqkd.kms.server import open_store
+
+        app = create_app(config, open_store(config), sync=False)
+    else:
+        app = create_app(config, _MemoryStore(), sync=False)  # type: ignore[arg-type]
 
     class _Ready(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -292,7 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--setups",
+        default="kme,service,peer",
+        help="comma-separated rows to measure: kme, service, peer (default: all; ratios need peer)",
+    )
+    parser.add_argument(
         "--store-threads", type=int, default=None, help="server.store_threads of the KMEs"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server.workers of the KMEs (worker processes), and processes of the peer server",
     )
     # internal: the load generator and the peer server run as separate processes
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
@@ -319,21 +388,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from diqkd.kms.testing import KmeProcess, fill_stores, make_deployment, random_blocks
 
+    setups = [x.strip() for x in args.setups.split(",") if x.strip()]
+    unknown = sorted(set(setups) - {"kme", "service", "peer"})
+    if unknown or not setups:
+        parser.error(f"--setups takes kme, service, peer; got {args.setups!r}")
     rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="bench-kms-") as tmp:
         root = Path(tmp)
-        server = {} if args.store_threads is None else {"store_threads": args.store_threads}
+        server = {"workers": args.workers}
+        if args.store_threads is not None:
+            server["store_threads"] = args.store_threads
         dep = make_deployment(root, server=server)
         # enough key for the whole run: ≈ 40 × 1,953 keys of 256 bits at site alice
         t0 = time.perf_counter()
         fill_stores(dep, random_blocks(40, 1_000_000))
         fill_s = time.perf_counter() - t0
-        store = dep.open_store("alice")
-        before = store.stored_key_count(256)
-        store.close()
-        path = "/api/v1/keys/SAE-B/enc_keys"
         common = dict(
-            path=path,
+            path="/api/v1/keys/SAE-B/enc_keys",
             cert=dep.cert("SAE-A"),
             key=dep.key("SAE-A"),
             ca=dep.ca,
@@ -342,21 +414,30 @@ def main(argv: list[str] | None = None) -> int:
             warmup_s=args.warmup_s,
         )
         env = dep.env()
-        a = KmeProcess(dep.configs["KME-A"], env, root / "kme-a.log")
-        b = KmeProcess(dep.configs["KME-B"], env, root / "kme-b.log")
-        with b, a:
-            ours = measure(port=dep.ports["KME-A"], **common)  # type: ignore[arg-type]
-        store = dep.open_store("alice")
-        after = store.stored_key_count(256)
-        counts = store.counts()
-        store.close()
-        ours["keys_taken"] = before - after
-        rows.append({"setup": "diqkd KME enc_keys (store + KME-to-KME sync)", **ours})
+        if "kme" in setups:
+            store = dep.open_store("alice")
+            before = store.stored_key_count(256)
+            store.close()
+            a = KmeProcess(dep.configs["KME-A"], env, root / "kme-a.log")
+            b = KmeProcess(dep.configs["KME-B"], env, root / "kme-b.log")
+            with b, a:
+                assert a.process is not None and b.process is not None
+                ours = measure(  # type: ignore[arg-type]
+                    port=dep.ports["KME-A"], server_pids=[a.process.pid, b.process.pid], **common
+                )
+            store = dep.open_store("alice")
+            after = store.stored_key_count(256)
+            counts = store.counts()
+            store.close()
+            ours["keys_taken"] = before - after
+            rows.append({"setup": KME_ROW, **ours})
 
-        for flag, label in (
-            ("--service-server", "diqkd KME app on a memory store, no sync (service layer only)"),
-            ("--peer-server", "peer: same uvicorn + mTLS, constant JSON"),
+        for name, flag, label in (
+            ("service", "--service-server", SERVICE_ROW),
+            ("peer", "--peer-server", PEER_ROW),
         ):
+            if name not in setups:
+                continue
             ready = root / f"{flag[2:]}.ready"
             proc = subprocess.Popen(
                 [
@@ -374,14 +455,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             try:
                 _wait_file(ready, proc)
-                row = measure(port=dep.ports["KME-A"], **common)  # type: ignore[arg-type]
+                row = measure(  # type: ignore[arg-type]
+                    port=dep.ports["KME-A"], server_pids=[proc.pid], **common
+                )
             finally:
                 proc.terminate()
                 proc.wait(timeout=15)
             rows.append({"setup": label, **row})
-        peer = rows[-1]
 
-    ratio = ours["rps"] / peer["rps"] if peer["rps"] else float("nan")
+    by_setup = {row["setup"]: row for row in rows}
+    peer = by_setup.get(PEER_ROW)
+    ours_row = by_setup.get(KME_ROW)
+    ratio = ours_row["rps"] / peer["rps"] if ours_row and peer and peer["rps"] else float("nan")
     doc = {
         "connections": args.connections,
         "duration_s": args.duration_s,
@@ -399,15 +484,26 @@ def main(argv: list[str] | None = None) -> int:
         f"enc_keys over mTLS, keep-alive, {args.connections} connections, "
         f"{args.duration_s:g} s after {args.warmup_s:g} s warm-up, {os.cpu_count()} CPUs"
     )
-    print("| setup | requests/s | p50 ms | p99 ms | non-200 | ratio to peer |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| setup | requests/s | p50 ms | p99 ms | non-200 | ratio to peer "
+        "| server CPU ms/request (KME-A + KME-B) | load generator CPU ms/request |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
+        rel = f"{row['rps'] / peer['rps']:.2f}" if peer and peer["rps"] else "–"
         print(
             f"| {row['setup']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
-            f"| {row['errors']} | {row['rps'] / peer['rps']:.2f} |"
+            f"| {row['errors']} | {rel} "
+            f"| {' + '.join(f'{x:.3f}' for x in row['server_cpu_ms_per_request_each'])} "
+            f"| {row['loadgen_cpu_ms_per_request']:.3f} |"
         )
-    print(f"ratio ours/peer (requests/s): {ratio:.2f}; target ≥ 2000 req/s with p99 ≤ 20 ms")
-    print(f"keys taken from site alice: {ours['keys_taken']} (200 answers incl. warm-up)")
+    if ours_row:
+        met = ours_row["rps"] >= 2000 and ours_row["p99_ms"] <= 20
+        print(
+            f"ratio ours/peer (requests/s): {ratio:.2f}; target ≥ 2000 req/s with p99 ≤ 20 ms: "
+            f"{'met' if met else 'not met'}"
+        )
+        print(f"keys taken from site alice: {ours_row['keys_taken']} (200 answers incl. warm-up)")
     return 0
 
 

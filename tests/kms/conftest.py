@@ -158,6 +158,19 @@ class KmePair:
         self._clients.clear()
 
 
+def fetch_all_once(pair: KmePair, keys: list[tuple[str, str]]) -> None:
+    """SAE-B fetches ``keys`` (ID, base64 bits) of master SAE-A at KME-B: each once, same bits."""
+    slave = pair.http("SAE-B", "KME-B")
+    for start in range(0, len(keys), 128):
+        chunk = keys[start : start + 128]
+        body = {"key_IDs": [{"key_ID": kid} for kid, _ in chunk]}
+        response = slave.post("/api/v1/keys/SAE-A/dec_keys", json=body)
+        assert response.status_code == 200, response.text
+        assert [(k["key_ID"], k["key"]) for k in response.json()["keys"]] == chunk
+        again = slave.post("/api/v1/keys/SAE-A/dec_keys", json=body)
+        assert again.status_code == 400  # delivered to the slave once, never again
+
+
 def start_kme_pair(root: Path, *, blocks: int, n_bits: int, **kwargs: Any) -> KmePair:
     """Write a deployment under ``root``, fill both stores, start both KMEs."""
     from diqkd.kms.testing import KmeProcess, fill_stores, make_deployment

@@ -392,6 +392,33 @@ def test_kme_to_kme_endpoint_refuses_saes(kme_pair: Any) -> None:
     _assert_401(response)
 
 
+def test_reservation_lookup_answers_only_the_peer_kme(kme_pair: Any) -> None:
+    lookup = "/api/v1/kme/reservations/lookup"
+    response = kme_pair.http("SAE-A").post(
+        lookup, json={"source_KME_ID": "KME-B", "key_IDs": [str(uuid.uuid4())]}
+    )
+    _assert_401(response)
+    got = kme_pair.http("SAE-A").post(f"{KEYS}/SAE-B/enc_keys", json={"number": 1})
+    assert got.status_code == 200, got.text
+    (key,) = got.json()["keys"]
+    peer = kme_pair.http("KME-B", "KME-A")  # KME-B's certificate, as its forwarder uses it
+    unknown = str(uuid.uuid4())
+    response = peer.post(
+        lookup, json={"source_KME_ID": "KME-B", "key_IDs": [key["key_ID"], unknown]}
+    )
+    assert response.status_code == 200, response.text
+    (record,) = response.json()["reservations"]  # only A's own reservation, never key bits
+    assert record["key_id"] == key["key_ID"]
+    assert record["master_sae"] == "SAE-A" and record["slave_saes"] == ["SAE-B"]
+    assert set(record) == {
+        "key_id", "block_id", "offset_bits", "size_bits", "master_sae", "slave_saes"
+    }  # fmt: skip
+    bad = peer.post(lookup, json={"source_KME_ID": "KME-B", "key_IDs": ["not-a-uuid"]})
+    assert bad.status_code == 400
+    wrong = peer.post(lookup, json={"source_KME_ID": "KME-X", "key_IDs": []})
+    assert wrong.status_code == 400
+
+
 def test_no_client_certificate_is_refused_by_tls(kme_pair: Any) -> None:
     ctx = ssl.create_default_context(cafile=str(kme_pair.deployment.ca))
     with (

@@ -6,7 +6,9 @@ Claims checked (docs/kms.md, "Why a crash cannot make a key usable twice"):
 * every key a master received is fetchable by its slave at the peer KME exactly once;
 * no key is lost: at the master's site every allocated key is either delivered to a master SAE
   that got the answer, or was reserved for a request that was in flight when the KME died
-  (at most one per client connection), and the free bits are exactly the rest;
+  (at most one per client connection) or reserved ahead of demand (at most
+  ``server.prefetch_keys`` for the one master/slave group), and the free bits are exactly the
+  rest; every allocated key is known to the peer KME, so none can be allocated twice;
 * the outbox: reservations that did not reach the peer before a crash (of either KME) are
   re-sent after the restart, so the peer's ledger catches up;
 * while the peer is down, ``enc_keys`` answers 503 without reserving (no key is spent).
@@ -24,11 +26,18 @@ import httpx
 import pytest
 
 from diqkd.kms.client import sae_ssl_context
+from diqkd.kms.config import ServerConfig
 
-from .conftest import KmePair, start_kme_pair, stop_kme_pair  # type: ignore[import-not-found]
+from .conftest import (  # type: ignore[import-not-found]
+    KmePair,
+    fetch_all_once,
+    start_kme_pair,
+    stop_kme_pair,
+)
 
 KEYS = "/api/v1/keys"
 CLIENTS = 8
+PREFETCH = ServerConfig().prefetch_keys
 
 
 class _Load:
@@ -94,18 +103,6 @@ def _wait_synced(pair: KmePair, site: str, timeout_s: float = 30) -> None:
         time.sleep(0.1)
 
 
-def _fetch_all_once(pair: KmePair, delivered: list[tuple[str, str]]) -> None:
-    slave = pair.http("SAE-B", "KME-B")
-    for start in range(0, len(delivered), 128):
-        chunk = delivered[start : start + 128]
-        body = {"key_IDs": [{"key_ID": kid} for kid, _ in chunk]}
-        response = slave.post(f"{KEYS}/SAE-A/dec_keys", json=body)
-        assert response.status_code == 200, response.text
-        assert [(k["key_ID"], k["key"]) for k in response.json()["keys"]] == chunk
-        again = slave.post(f"{KEYS}/SAE-A/dec_keys", json=body)
-        assert again.status_code == 400  # delivered to the slave once, never again
-
-
 @pytest.fixture
 def crash_pair(tmp_path: Path) -> Any:
     # 4 blocks of 131,072 bits: 1,024 keys of 256 bits in alice's halves
@@ -142,8 +139,9 @@ def test_kill_9_master_kme_under_load(crash_pair: KmePair) -> None:
     after = _counts(pair, "alice")
     allocated = after["delivered_to_master"]
     in_flight = allocated - len(delivered)
-    # every allocated key reached its master, except those of requests cut by the kill
-    assert 0 <= in_flight <= CLIENTS, (allocated, len(delivered))
+    # every allocated key reached its master, except those of requests cut by the kill and
+    # those reserved ahead (at most prefetch_keys for this one master/slave group)
+    assert 0 <= in_flight <= CLIENTS + PREFETCH, (allocated, len(delivered))
     # and the free bits are exactly what was not allocated: nothing lost, nothing reused
     assert after["free_bits"] == initial["free_bits"] - allocated * bits_per_key
     # the peer knows every allocated key (its ledger caught up through the outbox)
@@ -151,7 +149,7 @@ def test_kill_9_master_kme_under_load(crash_pair: KmePair) -> None:
     assert bob["reserved"] == allocated
     assert bob["peer_bits"] == initial["free_bits"] - allocated * bits_per_key
     # every key a master got is fetchable by its slave exactly once
-    _fetch_all_once(pair, delivered)
+    fetch_all_once(pair, delivered)
 
 
 def test_kill_9_peer_kme_outbox_catches_up(crash_pair: KmePair) -> None:
@@ -167,7 +165,7 @@ def test_kill_9_peer_kme_outbox_catches_up(crash_pair: KmePair) -> None:
         assert _counts(pair, "alice")["unsynced"] == stuck
         assert len(load.other_status) > refused
         load.stop.set()
-    assert set(load.other_status) <= {503}  # A refuses to answer without the peer's receipt
+    assert set(load.other_status) <= {503}  # A refuses to reserve while its peer is down
     assert load.other_status, "A answered while its peer was dead"
     assert stuck >= 1  # the reservations of the refused requests wait in the outbox
     pair.b.start()
@@ -175,4 +173,35 @@ def test_kill_9_peer_kme_outbox_catches_up(crash_pair: KmePair) -> None:
     bob = _counts(pair, "bob")
     alice = _counts(pair, "alice")
     assert bob["reserved"] == alice["delivered_to_master"]
-    _fetch_all_once(pair, load.delivered)
+    fetch_all_once(pair, load.delivered)
+
+
+def test_slave_pulls_a_reservation_whose_forwarding_was_lost(tmp_path: Path) -> None:
+    """A key handed to a master while its peer was down reaches the peer by the peer's pull.
+
+    KME-A re-sends its outbox only every 300 s here, so after KME-B comes back the only way
+    for B to learn the reservation in time is to ask A when the slave names the key.
+    """
+    pair = start_kme_pair(tmp_path, blocks=2, n_bits=65_536, peer_options={"retry_interval_s": 300})
+    try:
+        pair.b.kill()
+        master = pair.http("SAE-A", "KME-A")
+        response = master.post(f"{KEYS}/SAE-B/enc_keys", json={"number": 2})
+        assert response.status_code == 200, response.text  # A did not know B was down yet
+        keys = [(k["key_ID"], k["key"]) for k in response.json()["keys"]]
+        deadline = time.monotonic() + 30
+        while master.post(f"{KEYS}/SAE-B/enc_keys", json={}).status_code != 503:
+            assert time.monotonic() < deadline, "A never noticed that its peer is down"
+            time.sleep(0.05)
+        assert _counts(pair, "alice")["unsynced"] >= 2
+        pair.b.start()
+        assert _counts(pair, "bob")["reserved"] == 0  # B knows nothing of A's reservations
+        # the slave asks B: B pulls the reservation from A and serves the same key, once
+        fetch_all_once(pair, keys)
+        # and the pull told A that its peer is back: A reserves again without waiting 300 s
+        deadline = time.monotonic() + 10
+        while master.post(f"{KEYS}/SAE-B/enc_keys", json={}).status_code != 200:
+            assert time.monotonic() < deadline, "A stayed unavailable after its peer called"
+            time.sleep(0.05)
+    finally:
+        stop_kme_pair(pair)

@@ -6,7 +6,11 @@ SQLite
     ``journal_size_limit`` (the WAL is truncated when it is reset). pysqlite's own transaction
     handling is switched off and every write transaction starts with ``BEGIN IMMEDIATE``, which
     takes the database's write lock at once: writers run one at a time, and a transaction never
-    reads a state that another writer changes before it commits.
+    reads a state that another writer changes before it commits. Writers of a file database
+    first queue on an advisory lock file beside it (``<database>.lock``, ``flock``): SQLite's
+    own busy handler polls with sleeps of up to 100 ms, while a writer blocked in ``flock`` is
+    woken as soon as the previous one commits, so that KME worker processes (and ``diqkd run``
+    filling the store) take turns without latency spikes.
 PostgreSQL (psycopg 3)
     ``READ COMMITTED`` with explicit row locks: the store locks the block rows it allocates from
     or reads segments of (``SELECT … FOR UPDATE``, with ``SKIP LOCKED`` for allocation), so
@@ -15,8 +19,12 @@ PostgreSQL (psycopg 3)
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -33,6 +41,37 @@ BUSY_TIMEOUT_S: Final = 30.0
 READ_ONLY: Final = "diqkd_read_only"
 _RETRY_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _MAX_ATTEMPTS: Final = 5
+
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
+
+
+class _WriterLock:
+    """Queue of a file database's writers: a thread lock, then an exclusive ``flock``.
+
+    ``flock`` locks belong to an open file description, which the threads of a process share;
+    the thread lock orders them, the file lock orders the processes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        weakref.finalize(self, os.close, self._fd)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
 
 class WriteConflict(KeyStoreError):
@@ -84,6 +123,15 @@ def make_engine(url: str) -> tuple[Engine, str]:
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+        if fcntl is not None and not memory and not database.startswith("file:"):
+            lock_path = Path(database).expanduser()
+            try:
+                _WRITER_LOCKS[engine] = _WriterLock(lock_path.with_name(lock_path.name + ".lock"))
+            except OSError as error:
+                raise KeyStoreError(
+                    f"cannot create the writer lock file beside the key store {safe} "
+                    f"({error.strerror or type(error).__name__}): check the folder's permissions"
+                ) from None
         return engine, safe
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
@@ -112,9 +160,13 @@ def run_tx(
     Database errors become :class:`KeyStoreError` with a message that holds no SQL parameters
     (they could hold sealed key material).
     """
+    lock = None if read_only else _WRITER_LOCKS.get(engine)
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         try:
-            with engine.connect() as conn:
+            with (
+                lock.held() if lock is not None else contextlib.nullcontext(),
+                engine.connect() as conn,
+            ):
                 if read_only:
                     conn = conn.execution_options(**{READ_ONLY: True})
                 with conn.begin():

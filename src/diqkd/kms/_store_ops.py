@@ -26,7 +26,13 @@ from diqkd.errors import KeyStoreError
 from diqkd.kms import _store_schema as sch
 from diqkd.kms._store_crypto import Sealer, segment_span, split_segments
 from diqkd.kms._store_segments import SegmentView
-from diqkd.kms._store_types import KeyNotAuthorized, KeyNotFound, Reservation, ServedKey
+from diqkd.kms._store_types import (
+    KeyNotAuthorized,
+    KeyNotFound,
+    KeyUnknown,
+    Reservation,
+    ServedKey,
+)
 from diqkd.postproc.keys import KeyBlock
 
 
@@ -413,13 +419,15 @@ def fetch_tx(
     if ctx.pg:
         query = query.with_for_update(of=k)
     rows = {row.key_id: row for row in conn.execute(query)}
+    unknown = tuple(kid for kid in ids if kid not in rows)
+    if unknown:
+        raise KeyUnknown(
+            f"key {unknown[0]} is unknown at this KME: check the key ID, or retry once the "
+            "master's KME has forwarded its reservation",
+            unknown,
+        )
     for kid in ids:
-        row = rows.get(kid)
-        if row is None:
-            raise KeyNotFound(
-                f"key {kid} is unknown at this KME: check the key ID, or retry once the "
-                "master's KME has forwarded its reservation"
-            )
+        row = rows[kid]
         if row.local:
             raise KeyNotFound(
                 f"key {kid} was reserved at this KME for its master SAE; its slave SAEs "
@@ -490,14 +498,16 @@ def fetch_tx(
     return [served[kid] for kid in ids]
 
 
-def pending_tx(conn: Connection, ctx: Ctx, limit: int | None) -> list[Reservation]:
-    """Local reservations the peer has not acknowledged, in allocation order."""
+def _local_reservations(
+    conn: Connection, ctx: Ctx, *conditions: Any, limit: int | None = None
+) -> list[Reservation]:
+    """This site's own reservations that meet ``conditions``, in allocation order."""
     b, k = sch.blocks, sch.keys
     query = (
         select(k.c.key_id, k.c.offset_bits, k.c.size_bits, k.c.master_sae)
         .add_columns(k.c.slave_saes, b.c.block_id)
         .join(b, b.c.id == k.c.block_pk)
-        .where(k.c.site == ctx.site, k.c.local.is_(True), k.c.synced.is_(False))
+        .where(k.c.site == ctx.site, k.c.local.is_(True), *conditions)
         .order_by(k.c.block_pk, k.c.offset_bits)
     )
     if limit is not None:
@@ -513,6 +523,21 @@ def pending_tx(conn: Connection, ctx: Ctx, limit: int | None) -> list[Reservatio
         )
         for r in conn.execute(query)
     ]
+
+
+def pending_tx(conn: Connection, ctx: Ctx, limit: int | None) -> list[Reservation]:
+    """Local reservations the peer has not acknowledged, in allocation order."""
+    return _local_reservations(conn, ctx, sch.keys.c.synced.is_(False), limit=limit)
+
+
+def local_reservations_tx(conn: Connection, ctx: Ctx, ids: Sequence[str]) -> list[Reservation]:
+    """This site's own reservations among ``ids`` (unknown IDs and the peer's are left out)."""
+    out: list[Reservation] = []
+    for chunk in range(0, len(ids), _IN_CHUNK):
+        out.extend(
+            _local_reservations(conn, ctx, sch.keys.c.key_id.in_(ids[chunk : chunk + _IN_CHUNK]))
+        )
+    return out
 
 
 def mark_synced_tx(conn: Connection, ctx: Ctx, ids: Sequence[str]) -> None:

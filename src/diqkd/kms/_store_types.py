@@ -42,6 +42,18 @@ class KeyNotFound(KeyStoreError):
     """A key ID is unknown, already delivered to this caller, erased, or not served here."""
 
 
+class KeyUnknown(KeyNotFound):
+    """Some key IDs are not recorded at this site at all (``key_ids``: those IDs).
+
+    At a slave's site this may only mean that the master site's reservation has not arrived
+    yet; the KME then asks the peer KME for it (:mod:`diqkd.kms.sync`).
+    """
+
+    def __init__(self, message: str, key_ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.key_ids = key_ids
+
+
 class KeyNotAuthorized(KeyStoreError):
     """The caller is not named as a slave SAE of the key (the service answers 401)."""
 

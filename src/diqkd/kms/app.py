@@ -31,6 +31,7 @@ from diqkd.kms.config import KmeConfig
 from diqkd.kms.identity import SAE_STATE_KEY, Registry, identity_from_scope
 from diqkd.kms.routes import keys_router, peer_router
 from diqkd.kms.runner import StoreRunner
+from diqkd.kms.schemas import KeyRequest
 from diqkd.kms.service import ApiError, KeyService
 from diqkd.kms.store import KeyStore
 from diqkd.kms.sync import PeerSync
@@ -136,8 +137,15 @@ def create_app(
     FastAPI
         The ASGI application; its lifespan starts and stops the store runner and the channel.
     """
-    runner = StoreRunner(store, threads=config.server.store_threads, coalesce=coalesce)
+    runner = StoreRunner(
+        store,
+        threads=config.server.store_threads,
+        coalesce=coalesce,
+        prefetch=config.server.prefetch_keys,
+    )
     peer_sync = PeerSync(config, runner) if sync else None
+    if peer_sync is not None:
+        runner.on_reserved = peer_sync.forward
     service = KeyService(config, runner, peer_sync)
 
     @asynccontextmanager
@@ -202,12 +210,21 @@ def create_app(
                 routes=app.routes,
             )
             _strip_422(schema)
+            _add_key_request(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = _openapi  # type: ignore[method-assign]
     app.add_middleware(_AuthMiddleware, registry=Registry(config), kme_id=config.kme_id)
     return app
+
+
+def _add_key_request(schema: dict[str, Any]) -> None:
+    """``POST enc_keys`` parses its body itself: publish the KeyRequest schema it refers to."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault(
+        "KeyRequest", KeyRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
 
 
 def _strip_422(schema: dict[str, Any]) -> None:

@@ -137,6 +137,9 @@ class PeerConfig(_Frozen):
     cn: str | None = Field(None, description="subject CN of the peer's certificate")
     fingerprint: str | None = Field(None, description="SHA-256 fingerprint of its certificate")
     timeout_s: float = Field(5.0, gt=0, le=300, description="timeout of one sync call")
+    retry_interval_s: float = Field(
+        2.0, gt=0, le=3600, description="pause between re-sends of unsynced reservations"
+    )
 
     @field_validator("kme_id")
     @classmethod
@@ -220,6 +223,12 @@ class ServerConfig(_Frozen):
     access_log: bool = False
     backlog: int = Field(2048, ge=16)
     timeout_keep_alive_s: int = Field(30, ge=1, le=3600)
+    prefetch_keys: int = Field(
+        128,
+        ge=0,
+        le=100_000,
+        description="most keys per (size, master, slaves) reserved ahead under load (0: none)",
+    )
     store_threads: int = Field(
         1, ge=0, le=32, description="threads for store calls (0: on the event loop)"
     )

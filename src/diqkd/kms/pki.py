@@ -183,12 +183,13 @@ def kme_config_toml(
     limits: dict[str, int] | None = None,
     log_level: str = "warning",
     server: dict[str, int] | None = None,
+    peer_options: dict[str, float] | None = None,
 ) -> str:
     """Text of a KME config for a certificate folder written by :func:`write_test_pki`.
 
     Paths are relative to that folder; ``sae_kme`` maps SAE IDs (= certificate CNs) to the KME
     they are attached to; ``limits`` overrides entries of ``[limits]``, ``server`` adds entries
-    to ``[server]``.
+    to ``[server]``, ``peer_options`` to ``[peer]`` (e.g. ``retry_interval_s``).
     """
     lim = {
         "key_size": 256,
@@ -228,6 +229,7 @@ def kme_config_toml(
         f'url = "https://127.0.0.1:{peer_port}"',
         'ca = "ca.crt"',
         f"cn = {_q(peer)}",
+        *(f"{name} = {value}" for name, value in (peer_options or {}).items()),
         "",
         "[limits]",
         *(f"{name} = {value}" for name, value in lim.items()),

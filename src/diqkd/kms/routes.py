@@ -11,7 +11,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from diqkd.kms.identity import SAE_STATE_KEY, identity_from_scope
 from diqkd.kms.schemas import (
@@ -20,7 +23,9 @@ from diqkd.kms.schemas import (
     KeyIDs,
     KeyRequest,
     ReservationBatch,
+    ReservationLookup,
     ReservationsAccepted,
+    ReservationsFound,
     Status,
 )
 from diqkd.kms.service import ApiError, KeyService
@@ -55,6 +60,8 @@ def _json(document: dict[str, Any], status_code: int = 200) -> Response:
 
 
 def _only_query(request: Request, allowed: tuple[str, ...]) -> None:
+    if not request.scope.get("query_string"):
+        return
     params = request.query_params
     for name in params:
         if name not in allowed:
@@ -88,21 +95,80 @@ async def get_status(slave_SAE_ID: str, request: Request) -> Response:
     return _json(await service.status(master, slave_SAE_ID))
 
 
+_KEY_REQUEST = TypeAdapter(KeyRequest | None)
+#: The request body as FastAPI would document ``body: KeyRequest | None = Body(None)``.
+_KEY_REQUEST_BODY: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [{"$ref": "#/components/schemas/KeyRequest"}, {"type": "null"}],
+                "title": "Body",
+            }
+        }
+    }
+}
+
+
+def _is_json_type(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    main, _, sub = kind.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+async def _optional_key_request(request: Request) -> KeyRequest | None:
+    """The body of ``POST enc_keys``, read and validated as FastAPI reads an optional JSON body.
+
+    The hottest route parses its body here rather than through FastAPI's dependency
+    machinery (which costs more than the rest of the request on a loaded KME): an empty body
+    is ``None``; a JSON content type (or none) is decoded (errors as FastAPI's
+    ``json_invalid``, bytes that are not UTF-8 as its 400); anything else is validated as is,
+    so it fails as FastAPI fails it; the pydantic errors carry FastAPI's ``("body", …)``
+    locations, and the app's handler turns them into the same 400 answers.
+    """
+    raw = await request.body()
+    if not raw:
+        return None
+    content_type = request.headers.get("content-type")
+    value: Any = raw
+    if not content_type or _is_json_type(content_type):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", exc.pos),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": exc.msg},
+                    }
+                ]
+            ) from None
+        except ValueError:  # not UTF-8: what FastAPI answers for a body it cannot parse
+            raise StarletteHTTPException(400, "There was an error parsing the body") from None
+    try:
+        return _KEY_REQUEST.validate_python(value)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
+        ) from None
+
+
 @keys_router.post(
     "/{slave_SAE_ID}/enc_keys",
     response_model=KeyContainer,
     responses=_ERRORS,
     summary="Get key (POST)",
     operation_id="post_enc_keys",
+    openapi_extra={"requestBody": _KEY_REQUEST_BODY},
 )
-async def post_enc_keys(
-    slave_SAE_ID: str, request: Request, body: Annotated[KeyRequest | None, Body()] = None
-) -> Response:
+async def post_enc_keys(slave_SAE_ID: str, request: Request) -> Response:
     """New keys for the caller (master SAE), to be shared with ``slave_SAE_ID``."""
     service = _service(request)
     master = _caller(request, service)
     _only_query(request, ())
-    req = body or KeyRequest()
+    req = await _optional_key_request(request) or KeyRequest()
     checked = service.check_key_request(
         master,
         slave_SAE_ID,
@@ -190,3 +256,15 @@ async def post_reservations(
     _only_query(request, ())
     accepted = await service.accept_from_peer(identity, body.source_KME_ID, body.reservations)
     return _json({"accepted": accepted})
+
+
+@peer_router.post("/reservations/lookup", response_model=ReservationsFound)
+async def post_reservation_lookup(
+    request: Request, body: Annotated[ReservationLookup, Body()]
+) -> Response:
+    """KME-to-KME: this KME's reservations of the named keys (only for the peer KME)."""
+    service = _service(request)
+    identity = identity_from_scope(request.scope)
+    _only_query(request, ())
+    found = await service.lookup_for_peer(identity, body.source_KME_ID, body.key_IDs)
+    return _json({"reservations": found})

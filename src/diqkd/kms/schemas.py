@@ -21,7 +21,9 @@ __all__ = [
     "KeyIDs",
     "KeyRequest",
     "ReservationBatch",
+    "ReservationLookup",
     "ReservationsAccepted",
+    "ReservationsFound",
     "Status",
 ]
 
@@ -117,3 +119,16 @@ class ReservationsAccepted(_Response):
     """KME-to-KME: acknowledgement of a :class:`ReservationBatch`."""
 
     accepted: int
+
+
+class ReservationLookup(_Request):
+    """KME-to-KME: the key IDs a slave SAE named that the asking KME does not know yet."""
+
+    source_KME_ID: StrictStr
+    key_IDs: list[StrictStr]
+
+
+class ReservationsFound(_Response):
+    """KME-to-KME: the asked KME's own reservations among the looked-up key IDs (no secrets)."""
+
+    reservations: list[_Extension]

@@ -165,40 +165,60 @@ def serve(
     """
     ctx = server_ssl_context(config)
     _configure_logging(config.server.log_level)
+    if config.server.workers > 1:
+        from diqkd.kms.workers import serve_workers
+
+        serve_workers(config, ctx, port=port, ready_file=ready_file)
+        return
     store = open_store(config)
     try:
-        app = create_app(config, store)
-        uv_config = uvicorn.Config(
-            app,
-            host=config.listen.host,
-            port=config.listen.port if port is None else port,
-            http=_protocol_class(),
-            loop=_loop_name(),
-            lifespan="on",
-            log_level=config.server.log_level,
-            access_log=config.server.access_log,
-            backlog=config.server.backlog,
-            timeout_keep_alive=config.server.timeout_keep_alive_s,
-            timeout_graceful_shutdown=config.server.graceful_shutdown_s,
-            server_header=False,
-        )
-        uv_config.load()
-        uv_config.ssl = ctx
-        server = _Server(uv_config, ready_file)
-        # The store thread hands the GIL back and forth with the event loop around every
-        # SQLite call; with CPython's default 5 ms switch interval a transaction can wait that
-        # long for each hand-off while the loop parses requests. 0.5 ms keeps it short.
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous, _SWITCH_INTERVAL_S))
-        try:
-            server.run()
-        finally:
-            sys.setswitchinterval(previous)
+        server = _Server(uvicorn_config(config, create_app(config, store), ctx, port), ready_file)
+        run_server(server)
         if not server.started:
             raise KeyStoreError("the KME did not start (see the log above)")
     finally:
         with contextlib.suppress(Exception):
             store.close()
+
+
+def uvicorn_config(
+    config: KmeConfig, app: Any, ctx: ssl.SSLContext, port: int | None
+) -> uvicorn.Config:
+    """uvicorn's configuration of one KME server process (TLS context ``ctx``)."""
+    uv_config = uvicorn.Config(
+        app,
+        host=config.listen.host,
+        port=config.listen.port if port is None else port,
+        http=_protocol_class(),
+        loop=_loop_name(),
+        lifespan="on",
+        log_level=config.server.log_level,
+        access_log=config.server.access_log,
+        backlog=config.server.backlog,
+        timeout_keep_alive=config.server.timeout_keep_alive_s,
+        timeout_graceful_shutdown=config.server.graceful_shutdown_s,
+        server_header=False,
+        # The caller is its client certificate; no X-Forwarded-* header is ever trusted.
+        proxy_headers=False,
+    )
+    uv_config.load()
+    uv_config.ssl = ctx
+    return uv_config
+
+
+def run_server(server: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+    """Run ``server`` until it is told to stop, with a short GIL switch interval.
+
+    The store thread hands the GIL back and forth with the event loop around every SQLite
+    call; with CPython's default 5 ms switch interval a transaction can wait that long for
+    each hand-off while the loop parses requests. 0.5 ms keeps it short.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, _SWITCH_INTERVAL_S))
+    try:
+        server.run(sockets=sockets)
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def _loop_name() -> Any:

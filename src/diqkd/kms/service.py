@@ -20,7 +20,14 @@ from diqkd.kms.config import KmeConfig
 from diqkd.kms.errors import KmeError, PeerSyncError
 from diqkd.kms.identity import CallerIdentity, Registry
 from diqkd.kms.runner import ReserveRequest, StoreRunner
-from diqkd.kms.store import KeyNotAuthorized, KeyNotFound, NotEnoughKey, Reservation, ServedKey
+from diqkd.kms.store import (
+    KeyNotAuthorized,
+    KeyNotFound,
+    KeyUnknown,
+    NotEnoughKey,
+    Reservation,
+    ServedKey,
+)
 from diqkd.kms.sync import PeerSync
 
 __all__ = [
@@ -39,6 +46,9 @@ MSG_SIZE_MULTIPLE = "size shall be a multiple of 8"
 MSG_EXT_UNSUPPORTED = "not all extension_mandatory parameters are supported"
 MSG_EXT_NOT_MET = "not all extension_mandatory request options could be met"
 MSG_KEYS_NOT_FOUND = "one or more keys specified are not found on KME"
+#: Most key IDs the peer may look up in one call (a dec_keys call names at most
+#: ``max_key_per_request`` ≤ 100,000).
+_MAX_LOOKUP = 100_000
 
 
 class ApiError(KmeError):
@@ -115,6 +125,7 @@ class KeyService:
             stored = await self.runner.call(self.runner.store.stored_key_count, limits.key_size)
         except KeyStoreError as exc:
             raise self._unavailable(exc) from None
+        stored += self.runner.stocked(limits.key_size, master, (slave,))
         return {
             "source_KME_ID": self.config.kme_id,
             "target_KME_ID": self.config.peer.kme_id,
@@ -181,7 +192,12 @@ class KeyService:
         )
 
     async def enc_keys(self, request: ReserveRequest) -> dict[str, Any]:
-        """Reserve fresh keys, hand the reservations to the peer KME, return the Key container."""
+        """Hand out freshly reserved keys (committed, and forwarded to the peer KME).
+
+        The runner forwards every committed reservation to the peer in the background
+        (:meth:`PeerSync.forward`); a slave that asks the peer first makes the peer pull it
+        (:meth:`dec_keys`).
+        """
         if self.sync is not None and not self.sync.healthy:
             raise ApiError(
                 503,
@@ -189,7 +205,7 @@ class KeyService:
                 "ask again later",
             )
         try:
-            keys, reservations = await self.runner.reserve(request)
+            keys, _ = await self.runner.reserve(request)
         except NotEnoughKey:
             raise _bad(
                 f"not enough key: {request.number} keys of {request.size_bits} bits were asked "
@@ -197,16 +213,6 @@ class KeyService:
             ) from None
         except KeyStoreError as exc:
             raise self._unavailable(exc) from None
-        if self.sync is not None:
-            try:
-                await self.sync.push(reservations)
-            except PeerSyncError as exc:
-                log.warning("enc_keys for %s: %s", request.master_sae, exc)
-                raise ApiError(
-                    503,
-                    f"the peer KME {self.config.peer.kme_id} did not confirm the keys; the keys "
-                    "reserved for this request are discarded (never served again): ask again",
-                ) from None
         return _container(keys)
 
     # -- dec_keys -------------------------------------------------------------------------------
@@ -237,14 +243,16 @@ class KeyService:
 
         A key reserved by another master SAE, or one whose slaves do not include the caller,
         answers 401 (the caller was not named as slave in an enc_keys call of that master).
+        Key IDs not recorded here are first asked for at the peer KME (its forwarded
+        reservation may still be on its way; :mod:`diqkd.kms.sync`).
         """
         try:
-            keys = await self.runner.call(
-                self.runner.store.fetch_for_slave,
-                key_ids=list(key_ids),
-                slave_sae=slave,
-                master_sae=master,
-            )
+            try:
+                keys = await self._fetch(slave, key_ids, master)
+            except KeyUnknown as exc:
+                if self.sync is None or not await self._pull(exc.key_ids):
+                    raise
+                keys = await self._fetch(slave, key_ids, master)
         except KeyNotAuthorized:
             raise _unauthorized() from None
         except KeyNotFound:
@@ -253,16 +261,48 @@ class KeyService:
             raise self._unavailable(exc) from None
         return _container(keys)
 
+    async def _fetch(self, slave: str, key_ids: Sequence[str], master: str) -> list[ServedKey]:
+        return await self.runner.call(
+            self.runner.store.fetch_for_slave,
+            key_ids=list(key_ids),
+            slave_sae=slave,
+            master_sae=master,
+        )
+
+    async def _pull(self, key_ids: Sequence[str]) -> bool:
+        """Ask the peer for its reservations of ``key_ids`` and record them; False if none."""
+        assert self.sync is not None
+        try:
+            found = await self.sync.lookup(key_ids)
+        except PeerSyncError as exc:
+            log.warning("dec_keys: looking up %d key(s) at the peer failed: %s", len(key_ids), exc)
+            return False
+        if not found:
+            return False
+        try:
+            reservations = self._peer_reservations([r.to_dict() for r in found])
+        except ApiError as exc:
+            log.warning("dec_keys: the peer's lookup answer was refused: %s", exc.message)
+            return False
+        try:
+            await self.runner.call(self.runner.store.accept_reservations, reservations)
+        except KeyStoreError as exc:
+            log.warning("dec_keys: recording the peer's reservations failed: %s", exc)
+            return False
+        return True
+
     # -- KME-to-KME -----------------------------------------------------------------------------
 
-    async def accept_from_peer(
-        self, identity: CallerIdentity | None, source_kme: str, records: Sequence[Mapping[str, Any]]
-    ) -> int:
-        """Record the peer KME's reservations (caller must present the peer's certificate)."""
+    def _check_peer(self, identity: CallerIdentity | None, source_kme: str) -> None:
         if not self.registry.is_peer(identity):
             raise _unauthorized()
         if source_kme != self.config.peer.kme_id:
             raise _bad(f"source_KME_ID {source_kme!r} is not this KME's peer")
+        if self.sync is not None:
+            self.sync.peer_seen()
+
+    def _peer_reservations(self, records: Sequence[Mapping[str, Any]]) -> list[Reservation]:
+        """Parse the peer's reservation records and check their SAEs; raises 400."""
         reservations: list[Reservation] = []
         for i, data in enumerate(records):
             try:
@@ -275,12 +315,39 @@ class KeyService:
                 if self.registry.kme_of(sae) != self.config.kme_id:
                     raise _bad(f"reservations[{i}]: slave SAE {sae!r} is not attached here")
             reservations.append(res)
+        return reservations
+
+    async def accept_from_peer(
+        self, identity: CallerIdentity | None, source_kme: str, records: Sequence[Mapping[str, Any]]
+    ) -> int:
+        """Record the peer KME's reservations (caller must present the peer's certificate)."""
+        self._check_peer(identity, source_kme)
+        reservations = self._peer_reservations(records)
         try:
             await self.runner.call(self.runner.store.accept_reservations, reservations)
         except KeyStoreError as exc:
             log.warning("refused reservations from the peer KME: %s", exc)
             raise _bad(f"reservations refused: {exc}") from None
         return len(reservations)
+
+    async def lookup_for_peer(
+        self, identity: CallerIdentity | None, source_kme: str, key_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """This KME's reservations among ``key_ids``, for the peer KME (no key bits)."""
+        self._check_peer(identity, source_kme)
+        if len(key_ids) > _MAX_LOOKUP:
+            raise _bad(f"at most {_MAX_LOOKUP} key IDs per lookup")
+        canonical: list[str] = []
+        for raw in key_ids:
+            try:
+                canonical.append(str(uuid.UUID(raw)))
+            except (ValueError, TypeError, AttributeError):
+                raise _bad(f"key_ID {str(raw)[:64]!r} is not a UUID") from None
+        try:
+            found = await self.runner.call(self.runner.store.local_reservations, canonical)
+        except KeyStoreError as exc:
+            raise self._unavailable(exc) from None
+        return [r.to_dict() for r in found]
 
     # -- helpers --------------------------------------------------------------------------------
 

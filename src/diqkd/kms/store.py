@@ -48,6 +48,7 @@ from diqkd.kms._store_types import (
     SITES,
     KeyNotAuthorized,
     KeyNotFound,
+    KeyUnknown,
     NotEnoughKey,
     Reservation,
     ServedKey,
@@ -62,6 +63,7 @@ __all__ = [
     "KeyNotFound",
     "KeyStore",
     "KeyStoreError",
+    "KeyUnknown",
     "NotEnoughKey",
     "Reservation",
     "ServedKey",
@@ -374,9 +376,12 @@ class KeyStore:
         KeyNotAuthorized
             If ``slave_sae`` is not named as a slave of one of the keys, or one of the keys was
             reserved by another master SAE than ``master_sae``.
+        KeyUnknown
+            If key IDs are not recorded here at all (a :class:`KeyNotFound`; its ``key_ids``
+            names them: the peer's reservation may not have arrived yet).
         KeyNotFound
-            If a key ID is unknown here, was already delivered to ``slave_sae``, is erased, or
-            was reserved at this site (its slaves fetch it at the peer site).
+            If a key ID was already delivered to ``slave_sae``, is erased, or was reserved at
+            this site (its slaves fetch it at the peer site).
         """
         slave = sae_id(slave_sae, "slave_sae")
         master = None if master_sae is None else sae_id(master_sae, "master_sae")
@@ -407,6 +412,21 @@ class KeyStore:
         if limit is not None:
             positive_int(limit, "limit")
         return self._tx(lambda conn: ops.pending_tx(conn, self._ctx, limit), read_only=True)
+
+    def local_reservations(self, key_ids: Sequence[str]) -> list[Reservation]:
+        """The reservations made at this site among ``key_ids`` (others are left out).
+
+        What the peer KME asks for when one of its slave SAEs names a key whose reservation
+        has not reached it yet (:mod:`diqkd.kms.sync`); records hold no key bits.
+        """
+        if isinstance(key_ids, str):
+            raise KeyStoreError("key_ids must be a sequence of key IDs, not one string")
+        ids = sorted({str(i) for i in key_ids})
+        if not ids:
+            return []
+        return self._tx(
+            lambda conn: ops.local_reservations_tx(conn, self._ctx, ids), read_only=True
+        )
 
     def mark_reservations_synced(self, key_ids: Sequence[str]) -> None:
         """Record that the peer acknowledged these reservations (unknown IDs are ignored)."""

@@ -94,6 +94,7 @@ def make_deployment(
     limits: Mapping[str, int] | None = None,
     log_level: str = "warning",
     server: Mapping[str, int] | None = None,
+    peer_options: Mapping[str, float] | None = None,
 ) -> Deployment:
     """Write a PKI and configs of two KMEs on free loopback ports under ``root``.
 
@@ -124,6 +125,7 @@ def make_deployment(
                 limits=dict(limits or {}),
                 log_level=log_level,
                 server=dict(server or {}),
+                peer_options=dict(peer_options or {}),
             ),
             encoding="utf-8",
         )
