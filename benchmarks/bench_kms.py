@@ -305,12 +305,7 @@ def run_service_server(config_path: str, port: int, ready_file: str) -> None:
     from diqkd.kms.server import _protocol_class, server_ssl_context
 
     config = load_config(config_path)
-    if os.environ.get("BENCH_REAL_STORE"):
-        from diqkd.kms.server import open_store
-
-        app = create_app(config, open_store(config), sync=False)
-    else:
-        app = create_app(config, _MemoryStore(), sync=False)  # type: ignore[arg-type]
+    app = create_app(config, _MemoryStore(), sync=False)  # type: ignore[arg-type]
 
     class _Ready(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -358,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         "--store-threads", type=int, default=None, help="server.store_threads of the KMEs"
     )
     parser.add_argument(
+        "--prefetch-keys", type=int, default=None, help="server.prefetch_keys of the KMEs"
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -399,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         server = {"workers": args.workers}
         if args.store_threads is not None:
             server["store_threads"] = args.store_threads
+        if args.prefetch_keys is not None:
+            server["prefetch_keys"] = args.prefetch_keys
         dep = make_deployment(root, server=server)
         # enough key for the whole run: ≈ 40 × 1,953 keys of 256 bits at site alice
         t0 = time.perf_counter()

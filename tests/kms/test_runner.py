@@ -143,3 +143,58 @@ def test_acknowledgements_ride_along_or_are_written_alone(threads: int) -> None:
         runner.shutdown()
     assert sorted(store.synced) == ["k1", "k2", "k3", "k4"]
     assert store.separate_marks <= 3
+
+
+def test_reserving_ahead_serves_from_stock_after_forwarding() -> None:
+    """Under sustained load a group's keys come from a stock of committed reservations.
+
+    Every key a request gets was handed to ``on_reserved`` (the forwarder) before the request
+    got it; keys stay distinct; far fewer transactions than requests; the stock never exceeds
+    ``prefetch``; at shutdown the stock is dropped (spent).
+    """
+    store = _CountingStore(available=100_000)
+    forwarded: set[str] = set()
+    runner = StoreRunner(
+        store,  # type: ignore[arg-type]
+        threads=1,
+        prefetch=64,
+        on_reserved=lambda rs: forwarded.update(r.key_id for r in rs),
+    )
+    request = ReserveRequest(1, 256, "SAE-A", ("SAE-B",))
+    got: list[str] = []
+
+    async def client(stop: float) -> None:
+        while time.monotonic() < stop:
+            keys, reservations = await runner.reserve(request)
+            assert [k.key_id for k in keys] == [r.key_id for r in reservations]
+            assert all(k.key_id in forwarded for k in keys), "handed out before forwarding"
+            got.extend(k.key_id for k in keys)
+            assert runner.stocked(256, "SAE-A", ("SAE-B",)) <= 64
+
+    async def scenario() -> None:
+        stop = time.monotonic() + 1.0
+        await asyncio.gather(*(client(stop) for _ in range(8)))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runner.shutdown()
+    assert len(got) == len(set(got)) > 200
+    # each transaction takes 20 ms: without the stock ≤ 50 transactions could serve ≤ 400
+    # requests of 8 clients one key each; with it most requests need none
+    assert len(store.calls) < len(got) / 4, (len(store.calls), len(got))
+    assert max(store.calls) <= 8 + 64
+    assert runner.stocked(256, "SAE-A", ("SAE-B",)) == 0  # dropped at shutdown
+    assert len(forwarded) == sum(store.calls)  # every committed key was forwarded
+
+
+def test_no_stock_without_prefetch() -> None:
+    store = _CountingStore(available=1000)
+    runner = StoreRunner(store, threads=1, prefetch=0)  # type: ignore[arg-type]
+    requests = [ReserveRequest(1, 256, "SAE-A", ("SAE-B",)) for _ in range(30)]
+    try:
+        results = asyncio.run(_many(runner, requests))
+    finally:
+        runner.shutdown()
+    assert sum(store.calls) == 30  # nothing reserved beyond the requests
+    assert len({k.key_id for keys, _ in results for k in keys}) == 30

@@ -15,6 +15,7 @@ and installs the error handling the specification asks for:
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from diqkd import __version__
 from diqkd.kms.config import KmeConfig
 from diqkd.kms.identity import SAE_STATE_KEY, Registry, identity_from_scope
-from diqkd.kms.routes import keys_router, peer_router
+from diqkd.kms.routes import enc_keys_response, keys_router, parse_key_request, peer_router
 from diqkd.kms.runner import StoreRunner
 from diqkd.kms.schemas import KeyRequest
 from diqkd.kms.service import ApiError, KeyService
@@ -48,6 +49,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _KEYS_PREFIX = "/api/v1/keys/"
 _PEER_PREFIX = "/api/v1/kme/"
+_ENC_SUFFIX = "/enc_keys"
 
 
 class _AuthMiddleware:
@@ -93,6 +95,77 @@ def _error(status: int, message: str, details: list[dict[str, Any]] | None = Non
     if details:
         body["details"] = details
     return JSONResponse(body, status_code=status)
+
+
+def error_response(exc: Exception) -> Response:
+    """The answer to a request that raised ``exc`` (400/401/503 as docs/kms.md lists them)."""
+    if isinstance(exc, ApiError):
+        return _error(exc.status, exc.message, exc.details)
+    if isinstance(exc, RequestValidationError):
+        message, details = _describe_validation(exc)
+        return _error(400, message, details)
+    if isinstance(exc, StarletteHTTPException):
+        return _error(503 if exc.status_code >= 500 else exc.status_code, str(exc.detail))
+    log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+    return _error(503, "internal error of the KME; try again later")
+
+
+class _EncKeysFastPath:
+    """Pure ASGI middleware: serves ``POST /api/v1/keys/{slave_SAE_ID}/enc_keys`` directly.
+
+    The key request of a master SAE is the KME's hottest call; FastAPI's routing, dependency
+    resolution and exception layers cost more CPU than the work itself. This handler sits
+    inside :class:`_AuthMiddleware` (the caller is already identified) and runs the very same
+    steps as the FastAPI route (:func:`diqkd.kms.routes.enc_keys_response`: body parsing,
+    checks, reservation) and the same error answers (:func:`error_response`); only the HTTP
+    plumbing is shorter. Requests with a query string (a 400) and every other path go on to
+    FastAPI, which also documents this route in the OpenAPI document.
+    """
+
+    def __init__(self, app: ASGIApp, service: KeyService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        slave = path[len(_KEYS_PREFIX) : -len(_ENC_SUFFIX)]
+        if (
+            scope.get("method") != "POST"
+            or not path.startswith(_KEYS_PREFIX)
+            or not path.endswith(_ENC_SUFFIX)
+            or not slave
+            or "/" in slave
+            or scope.get("query_string")
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+            content_type = None
+            for name, value in scope.get("headers", ()):
+                if name == b"content-type":
+                    content_type = value.decode("latin-1")
+            state = scope.get("state")
+            master = state.get(SAE_STATE_KEY) if isinstance(state, dict) else None
+            if not isinstance(master, str):  # pragma: no cover - _AuthMiddleware sets it
+                master = self.service.local_sae(identity_from_scope(scope))
+            response = await enc_keys_response(
+                self.service, master, slave, parse_key_request(body, content_type)
+            )
+        except Exception as exc:
+            response = error_response(exc)
+        await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise StarletteHTTPException(400, "the client disconnected")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -175,6 +248,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        **_NO_TELEMETRY,
     )
     app.state.service = service
     app.include_router(keys_router)
@@ -182,24 +256,19 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
-        return _error(exc.status, exc.message, exc.details)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
-        message, details = _describe_validation(exc)
-        return _error(400, message, details)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
-        status = exc.status_code
-        if status >= 500:
-            status = 503
-        return _error(status, str(exc.detail))
+        return error_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
-        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-        return _error(503, "internal error of the KME; try again later")
+        return error_response(exc)
 
     def _openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -215,8 +284,20 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = _openapi  # type: ignore[method-assign]
+    app.add_middleware(_EncKeysFastPath, service=service)  # inside the authentication
     app.add_middleware(_AuthMiddleware, registry=Registry(config), kme_id=config.kme_id)
     return app
+
+
+def _no_telemetry() -> dict[str, Any]:
+    """FastAPI ≥ 0.16x checks for OpenTelemetry providers on every request; a KME exports no
+    telemetry (its requests are about keys), so switch the checks off where FastAPI has them."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
+_NO_TELEMETRY = _no_telemetry()
 
 
 def _add_key_request(schema: dict[str, Any]) -> None:

@@ -224,7 +224,7 @@ class ServerConfig(_Frozen):
     backlog: int = Field(2048, ge=16)
     timeout_keep_alive_s: int = Field(30, ge=1, le=3600)
     prefetch_keys: int = Field(
-        128,
+        512,
         ge=0,
         le=100_000,
         description="most keys per (size, master, slaves) reserved ahead under load (0: none)",

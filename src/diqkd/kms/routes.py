@@ -30,7 +30,7 @@ from diqkd.kms.schemas import (
 )
 from diqkd.kms.service import ApiError, KeyService
 
-__all__ = ["keys_router", "peer_router"]
+__all__ = ["enc_keys_response", "keys_router", "parse_key_request", "peer_router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad request format (Error body)"},
@@ -115,7 +115,7 @@ def _is_json_type(content_type: str) -> bool:
     return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
-async def _optional_key_request(request: Request) -> KeyRequest | None:
+def parse_key_request(raw: bytes, content_type: str | None) -> KeyRequest | None:
     """The body of ``POST enc_keys``, read and validated as FastAPI reads an optional JSON body.
 
     The hottest route parses its body here rather than through FastAPI's dependency
@@ -125,10 +125,8 @@ async def _optional_key_request(request: Request) -> KeyRequest | None:
     so it fails as FastAPI fails it; the pydantic errors carry FastAPI's ``("body", …)``
     locations, and the app's handler turns them into the same 400 answers.
     """
-    raw = await request.body()
     if not raw:
         return None
-    content_type = request.headers.get("content-type")
     value: Any = raw
     if not content_type or _is_json_type(content_type):
         try:
@@ -155,6 +153,22 @@ async def _optional_key_request(request: Request) -> KeyRequest | None:
         ) from None
 
 
+async def enc_keys_response(
+    service: KeyService, master: str, slave: str, body: KeyRequest | None
+) -> Response:
+    """Check a master SAE's key request and answer it with fresh keys (or raise)."""
+    req = body or KeyRequest()
+    checked = service.check_key_request(
+        master,
+        slave,
+        number=req.number,
+        size=req.size,
+        additional_slaves=req.additional_slave_SAE_IDs,
+        extension_mandatory=req.extension_mandatory,
+    )
+    return _json(await service.enc_keys(checked))
+
+
 @keys_router.post(
     "/{slave_SAE_ID}/enc_keys",
     response_model=KeyContainer,
@@ -164,20 +178,16 @@ async def _optional_key_request(request: Request) -> KeyRequest | None:
     openapi_extra={"requestBody": _KEY_REQUEST_BODY},
 )
 async def post_enc_keys(slave_SAE_ID: str, request: Request) -> Response:
-    """New keys for the caller (master SAE), to be shared with ``slave_SAE_ID``."""
+    """New keys for the caller (master SAE), to be shared with ``slave_SAE_ID``.
+
+    Without a query string the app's fast path (``diqkd.kms.app``) answers this call with the
+    same functions before it reaches FastAPI; this route serves the rest and documents it.
+    """
     service = _service(request)
     master = _caller(request, service)
     _only_query(request, ())
-    req = await _optional_key_request(request) or KeyRequest()
-    checked = service.check_key_request(
-        master,
-        slave_SAE_ID,
-        number=req.number,
-        size=req.size,
-        additional_slaves=req.additional_slave_SAE_IDs,
-        extension_mandatory=req.extension_mandatory,
-    )
-    return _json(await service.enc_keys(checked))
+    body = parse_key_request(await request.body(), request.headers.get("content-type"))
+    return await enc_keys_response(service, master, slave_SAE_ID, body)
 
 
 @keys_router.get(
