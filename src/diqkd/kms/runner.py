@@ -370,7 +370,7 @@ class StoreRunner:
             return exc
 
     def shutdown(self) -> None:
-        """Wait for running store calls and stop the threads.
+        """Wait for running store calls, write pending acknowledgements, stop the threads.
 
         Keys still in stock are abandoned: reserved (and forwarded) but handed to no master,
         they are spent and never reused.
@@ -379,6 +379,12 @@ class StoreRunner:
             self._ack_timer.cancel()
             self._ack_timer = None
         self._executor.shutdown(wait=True, cancel_futures=True)
+        acks, self._acks = self._acks, []
+        if acks:  # bookkeeping: if it fails, the next start re-sends these, harmlessly
+            try:
+                self.store.mark_reservations_synced(acks)
+            except Exception:
+                log.warning("could not mark %d reservations as synced", len(acks))
         left = sum(len(stock.keys) for stock in self._stocks.values())
         if left:
             log.info("%d key(s) reserved ahead were not handed out; they are spent", left)

@@ -132,7 +132,19 @@ class PeerSync:
         self._retry_task = asyncio.get_running_loop().create_task(self._retry_loop())
 
     async def close(self) -> None:
-        """Stop retrying and sending, and close the client."""
+        """Send what is queued (for at most ``peer.timeout_s``), stop, and close the client.
+
+        Whatever does not reach the peer stays unsynced in the store and is re-sent by the next
+        start (or pulled by the peer).
+        """
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*self._tasks, return_exceptions=True),
+                    self._config.peer.timeout_s,
+                )
         tasks = [t for t in (self._retry_task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
