@@ -8,6 +8,7 @@ unexpected errors.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -16,29 +17,27 @@ from collections.abc import Sequence
 import typer
 
 from diqkd import __version__
-from diqkd.cli import (
-    attack_cmd,
-    crypt_cmd,
-    kme_cmd,
-    link_cmd,
-    profiles_cmd,
-    rate_cmd,
-    reconcile_cmd,
-    records_cmd,
-    run_cmd,
-    simulate_cmd,
-)
 from diqkd.errors import DiqkdError
 
-__all__ = ["app", "run_cli"]
+__all__ = ["build_app", "run_cli"]  # and `app`, the whole tree, built on first access
 
-app = typer.Typer(
-    name="diqkd",
-    help="Device-independent QKD, end to end: link physics, records, security, keys.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+#: Every command: name → (module, attribute, is a group of subcommands). Modules are imported
+#: only when their command is built, so ``diqkd kme serve`` or ``diqkd --version`` does not pay
+#: for importing the protocol, numba kernels and scipy (seconds).
+_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "run": ("diqkd.cli.run_cmd", "run", False),
+    "distill": ("diqkd.cli.run_cmd", "distill", False),
+    "link": ("diqkd.cli.link_cmd", "link", False),
+    "simulate": ("diqkd.cli.simulate_cmd", "simulate", False),
+    "attack": ("diqkd.cli.attack_cmd", "attack", False),
+    "rate": ("diqkd.cli.rate_cmd", "rate", False),
+    "reconcile": ("diqkd.cli.reconcile_cmd", "reconcile_cmd", False),
+    "profiles": ("diqkd.cli.profiles_cmd", "app", True),
+    "records": ("diqkd.cli.records_cmd", "app", True),
+    "kme": ("diqkd.cli.kme_cmd", "app", True),
+    "encrypt": ("diqkd.cli.crypt_cmd", "encrypt", False),
+    "decrypt": ("diqkd.cli.crypt_cmd", "decrypt", False),
+}
 
 
 def _version(value: bool) -> None:
@@ -47,7 +46,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -56,18 +54,32 @@ def _root(
     """Device-independent QKD, end to end."""
 
 
-app.command("run")(run_cmd.run)
-app.command("distill")(run_cmd.distill)
-app.command("link")(link_cmd.link)
-app.command("simulate")(simulate_cmd.simulate)
-app.command("attack")(attack_cmd.attack)
-app.command("rate")(rate_cmd.rate)
-app.command("reconcile")(reconcile_cmd.reconcile_cmd)
-app.add_typer(profiles_cmd.app, name="profiles")
-app.add_typer(records_cmd.app, name="records")
-app.add_typer(kme_cmd.app, name="kme")
-app.command("encrypt")(crypt_cmd.encrypt)
-app.command("decrypt")(crypt_cmd.decrypt)
+def build_app(only: Sequence[str] | None = None) -> typer.Typer:
+    """The ``diqkd`` command with every command, or with the commands named in ``only``."""
+    root = typer.Typer(
+        name="diqkd",
+        help="Device-independent QKD, end to end: link physics, records, security, keys.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    root.callback()(_root)
+    for name, (module, attribute, group) in _COMMANDS.items():
+        if only is not None and name not in only:
+            continue
+        target = getattr(importlib.import_module(module), attribute)
+        if group:
+            root.add_typer(target, name=name)
+        else:
+            root.command(name)(target)
+    return root
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole command tree (imports every command module)
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Options that take several values after one flag (``--distance-km 11 50 100``).
 _VARIADIC = {"--distance-km", "-d"}
@@ -110,7 +122,13 @@ def expand_variadic(argv: Sequence[str]) -> list[str]:
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the process exit code."""
     args = expand_variadic(list(sys.argv[1:] if argv is None else argv))
-    command = typer.main.get_command(app)
+    if args and args[0] in _COMMANDS:
+        only: list[str] | None = [args[0]]
+    elif args and args[0] == "--version":
+        only = []
+    else:  # help, or an unknown command: the whole tree
+        only = None
+    command = typer.main.get_command(build_app(only))
     code = 0
     try:
         result = command.main(args=args, prog_name="diqkd", standalone_mode=False)
