@@ -64,12 +64,17 @@ def _peer(code: Any, probs: Any, max_iter: int) -> Any:
 
 
 def run_frame(
-    alice_key: Any, bob_key: Any, qber: float, f0: float | None, seed: int
+    alice_key: Any,
+    bob_key: Any,
+    qber: float,
+    f0: float | None,
+    seed: int,
+    reveal_fraction: float = 0.01,
 ) -> dict[str, Any]:
     """One protocol run; returns leak, outcomes, timings and what was revealed."""
     t_start = time.perf_counter()
     alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed)
-    bob = LdpcBob(bob_key, qber, max_iterations=MAX_ITERATIONS)
+    bob = LdpcBob(bob_key, qber, max_iterations=MAX_ITERATIONS, reveal_fraction=reveal_fraction)
     ledger = LeakLedger()
     reply: Any = alice.first_message()
     first = reply
@@ -134,6 +139,7 @@ def bench(
     seed: int,
     peer_frames: int,
     peer_iter: int,
+    reveal_fraction: float = 0.01,
 ) -> dict[str, Any]:
     rng = np.random.default_rng([seed, n, int(qber * 1e6)])
     rung, _ = choose_code(n, qber, f0)
@@ -146,7 +152,7 @@ def bench(
     for frame in range(frames + 1):  # frame 0: JIT warm-up
         alice = rng.integers(0, 2, n, dtype=np.uint8)
         bob = alice ^ (rng.random(n) < qber).astype(np.uint8)
-        res = run_frame(alice, bob, qber, f0, seed)
+        res = run_frame(alice, bob, qber, f0, seed, reveal_fraction)
         a: LdpcAlice = res["alice"]
         if 0 < frame <= peer_frames and res["final_ok"]:
             code, full, word, probs, prior = final_problem(res, bob, qber)
@@ -186,7 +192,7 @@ def bench(
         "rung": rung,
         "table_rate": code.rate,
         "punctured": a.punctured,
-        "f0": default_efficiency(n) if f0 is None else f0,
+        "f0": default_efficiency(n, qber) if f0 is None else f0,
         "f_mean": float(f.mean()),
         "f_sem": float(f.std(ddof=1) / math.sqrt(frames)) if frames > 1 else math.nan,
         "f_max": float(f.max()),
@@ -225,6 +231,9 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--reveal-fraction", type=float, default=0.01, help="blind step, fraction of n·h(Q)"
+    )
+    parser.add_argument(
         "--peer-frames", type=int, default=1, help="frames the ldpc package decodes (0: none)"
     )
     parser.add_argument(
@@ -243,7 +252,10 @@ def main() -> None:
     rows = []
     for n in args.n:
         for q in args.qber:
-            r = bench(n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter)
+            r = bench(
+                n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter,
+                args.reveal_fraction,
+            )  # fmt: skip
             rows.append(r)
             if args.json:
                 continue

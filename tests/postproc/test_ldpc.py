@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from diqkd.errors import ProtocolAbort, ReconciliationError, VerificationFailed
 from diqkd.postproc._ldpc_codes import (
+    CAP_DEGREE_TWO,
     ELKOUSS_2009,
     LADDER_TOP,
     MotherCode,
@@ -30,7 +31,14 @@ from diqkd.postproc._ldpc_kernels import (
     layered_numpy,
     phi,
 )
-from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, choose_code, run_ldpc
+from diqkd.postproc.ldpc import (
+    BLIND_ROOM,
+    LdpcAlice,
+    LdpcBob,
+    choose_code,
+    default_efficiency,
+    run_ldpc,
+)
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import Done, RevealReply, RevealRequest, SyndromeMessage
 from diqkd.postproc.reconcile import binary_entropy, reconcile
@@ -69,7 +77,8 @@ def test_construction_is_deterministic_and_well_formed() -> None:
     assert (a.m, a.n, a.n_special, a.rate) == (m, 2000 + d, d, rate)
     h = a.dense()
     np.testing.assert_array_equal(
-        np.sort(h.sum(axis=0)), variable_degrees(a.n, m, ELKOUSS_2009[rate])
+        np.sort(h.sum(axis=0)),
+        variable_degrees(a.n, m, ELKOUSS_2009[rate], rate in CAP_DEGREE_TWO),
     )
     row_deg = h.sum(axis=1)
     # lowest-degree rule: concentrated checks (±1 more where the search reached every check)
@@ -120,9 +129,10 @@ def test_bad_code_arguments_raise(n: int, k: int, seed: int) -> None:
     "name",
     [
         "",
-        "peg-ellab09:n=1000:k=3:seed=0",
+        "peg-ellab09r:n=1000:k=3:seed=0",
         "other:n=1000:k=3:seed=0:p=0",
-        "peg-ellab09:n=1000:k=99:seed=0:p=0",
+        "peg-ellab09r:n=1000:k=99:seed=0:p=0",
+        "peg-ellab09:n=1000:k=3:seed=0:p=0",  # format-1 codes (degree-2 cap, ascending PEG order)
     ],
 )
 def test_bad_code_names_raise(name: str) -> None:
@@ -372,7 +382,7 @@ def test_malformed_messages_abort() -> None:
     with pytest.raises(ProtocolAbort):  # code for another frame length
         bob.handle(
             SyndromeMessage(
-                code_id="peg-ellab09:n=2000:k=3:seed=0:p=0", syndrome=np.zeros(9, np.uint8)
+                code_id="peg-ellab09r:n=2000:k=3:seed=0:p=0", syndrome=np.zeros(9, np.uint8)
             )
         )
     alice = LdpcAlice(key, 0.03)
@@ -385,6 +395,57 @@ def test_malformed_messages_abort() -> None:
         alice.handle(RevealRequest(indices=np.array([alice.code.n], np.int64)))
 
 
+def test_default_efficiency_follows_the_table_threshold() -> None:
+    # f*(R) = (1 − R)/h(p*) of Table I: 1.153 (R = 0.9, QBER 1 %), 1.065 (0.85, 2 %)
+    assert default_efficiency(10**6) == pytest.approx(1.03)
+    assert default_efficiency(10**6, 0.03) == pytest.approx(1.03)
+    assert default_efficiency(10**6, 0.01) == pytest.approx(0.1 / binary_entropy(0.0109) - 0.005)
+    assert default_efficiency(10**5, 0.02) == pytest.approx(
+        0.15 / binary_entropy(0.0199) - 0.005 + 0.04
+    )
+
+
+def test_degree_two_count_follows_the_table() -> None:
+    # Table I's λ₂ needs more degree-2 nodes than checks at high rates: no cap (DE showed the
+    # old cap at m − 1 cost ≈ 2.5 % of threshold efficiency at rate 0.8)
+    dist = ELKOUSS_2009[0.80]
+    n, m = 100_000, 20_000
+    degs = variable_degrees(n, m, dist)
+    share = (dist.lam[2] / 2) / sum(v / i for i, v in dist.lam.items())
+    assert abs(np.count_nonzero(degs == 2) - share * n) <= 1
+    assert np.count_nonzero(degs == 2) > m
+    # rate 0.9 keeps the cap (measured better): excess degree-2 mass moved to degree 3
+    m = n // 10  # rate 0.9
+    capped = variable_degrees(n, m, ELKOUSS_2009[0.90], cap_two=True)
+    free = variable_degrees(n, m, ELKOUSS_2009[0.90])
+    assert np.count_nonzero(capped == 2) == m - 1 < np.count_nonzero(free == 2)
+    assert capped.size == free.size == n
+    assert np.count_nonzero(capped == 3) - np.count_nonzero(free == 3) == (
+        np.count_nonzero(free == 2) - (m - 1)
+    )
+
+
+def test_peg_order_degree_two_first_then_shuffled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ascending-degree PEG order gave a structured ensemble far from Table I's threshold at
+    # n ≥ 10⁵ (_ldpc_codes module docstring): there degree-2 variables go first, the rest
+    # shuffled; shorter keys keep the ascending order (it measured better at n = 3000)
+    import diqkd.postproc._ldpc_codes as codes
+
+    def degrees() -> NDArray[np.int64]:
+        build_code.cache_clear()
+        code = build_code(3000, 38, 1)
+        return np.bincount(code.check_var, minlength=code.n)
+
+    assert np.all(np.diff(degrees()) >= 0)  # short key: ascending
+    monkeypatch.setattr(codes, "SHUFFLE_MIN_KEY_BITS", 3000)
+    deg = degrees()
+    build_code.cache_clear()
+    two = int(np.count_nonzero(deg == 2))
+    assert np.all(deg[:two] == 2)
+    rest = deg[two:]
+    assert np.count_nonzero(np.diff(rest) < 0) > rest.size // 4
+
+
 def test_choose_code_hits_the_target_leak() -> None:
     for n in (10_000, 100_000):
         for qber in (0.01, 0.02, 0.05, 0.08, 0.1):
@@ -392,9 +453,9 @@ def test_choose_code_hits_the_target_leak() -> None:
             m, d, _ = ladder(n, k)
             need = math.ceil(1.03 * n * binary_entropy(qber))
             assert m - p == need  # the first syndrome is exactly the target leak
-            assert p >= 0.1 * need and p <= d  # with blind room in punctured values
+            assert p >= BLIND_ROOM * need and p <= d  # with blind room in punctured values
             if k:
-                assert ladder(n, k - 1)[0] < 1.1 * need  # the lowest rung that leaves room
+                assert ladder(n, k - 1)[0] < (1 + BLIND_ROOM) * need  # the lowest such rung
 
 
 @settings(max_examples=12, deadline=None)

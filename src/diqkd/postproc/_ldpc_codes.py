@@ -13,7 +13,11 @@ thresholds ``p*`` 0.1071 … 0.0109; Eqs. (4)–(5) define ``λ``, ``ρ`` and th
 coefficient is corrected: the table prints ``λ₅ = 0.094274`` for rate 0.85, which makes
 ``Σλᵢ = 1.0515``; with ``0.04274`` the sum is 1 and Eq. (5) gives rate 0.849, so we read it as
 a typesetting slip. Node fractions follow from ``Lᵢ = (λᵢ/i)/Σⱼ(λⱼ/j)`` (Richardson, Urbanke,
-*Modern Coding Theory*, CUP 2008, Eq. (3.19)); counts are rounded by largest remainder. The
+*Modern Coding Theory*, CUP 2008, Eq. (3.19)); counts are rounded by largest remainder, with no
+cap on the degree-2 count except for rate 0.9 (:func:`variable_degrees`,
+:data:`CAP_DEGREE_TWO`; the family ``peg-ellab09`` of cache format 1 capped it at ``M − 1`` for
+every rate, which density evolution shows cost ≈ 2.5 % of efficiency at rate 0.8; it also
+processed the PEG variables by ascending degree, see below). The
 check side is the concentrated distribution PEG produces (degrees ``⌊E/m⌋``, ``⌈E/m⌉``,
 :mod:`~diqkd.postproc._ldpc_peg`): at a table's design rate it equals Table I's ``ρ`` for
 the rates whose ``ρ`` has two adjacent degrees (0.55, 0.70–0.90) and is a concentrated variant
@@ -22,18 +26,28 @@ of the same mean for 0.50, 0.60, 0.65; a rung between design rates keeps the nea
 
 Construction and rate adaptation
 --------------------------------
-Codes form a ladder indexed by ``k``: for a key of ``n_key`` bits, rung ``k`` has
-``M_k = ⌈n_key·`` :data:`LADDER_BASE` ``·`` :data:`LADDER_RATIO` ``ᵏ⌉`` checks,
-``d_k = ⌈`` :data:`SPECIAL_FRACTION` ``·M_k⌉`` extra *special* symbols that are not key bits,
-length ``N_k = n_key + d_k``, and the variable-degree distribution of the Table I rate
-nearest to ``1 − M_k/N_k`` (clipped to [0.5, 0.9]); ``H`` is a PEG graph
-(:mod:`~diqkd.postproc._ldpc_peg`). The specials serve the rate adaptation of Elkouss,
-Martinez-Mateo, Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec. 3.1
-(puncturing and shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured*
-(unknown to Bob), the other ``s = d − p`` *shortened* (value 0, known to both). Punctured
-symbols are chosen *untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for
-irregular low-density parity-check codes", arXiv:1103.6149): no check touches two specials,
-so each punctured symbol ``j`` has an *anchor* check ``a_j`` where it is the only special.
+Codes form a ladder indexed by ``k``: for a key of ``n_key`` bits, rung ``k`` has ``M_k =
+⌈n_key·`` :data:`LADDER_BASE` ``·`` :data:`LADDER_RATIO` ``ᵏ⌉`` checks, ``d_k = ⌈``
+:data:`SPECIAL_FRACTION` ``·M_k⌉`` extra *special* symbols that are not key bits, length ``N_k =
+n_key + d_k``, and the variable-degree distribution of the Table I rate nearest to ``1 −
+M_k/N_k`` (clipped to [0.5, 0.9]); ``H`` is a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`) that
+places the degree-2 variables first and the others in a public pseudo-random order. Hu et al.
+process all of them by ascending degree; with the lowest-degree check rule that spreads each
+degree class evenly over the checks (every check gets the same number of edges from degree-2
+nodes, and so on), a structured ensemble unlike the one Table I was optimised for: measured at
+``n = 2·10⁵``, rate 0.7 (threshold ``p* = 0.0504``), ascending order decodes at ``Q = 0.046``
+but not at 0.048 (1000 iterations), random order decodes at 0.049; at ``n = 10⁶`` the
+rate-adapted codes of the ascending order (family ``peg-ellab09``) needed ``f ≈ 1.09–1.13`` at
+QBER 5–8 % where density evolution of their measured ensemble gives ``f* ≈ 1.05``. The degree-2
+nodes still go first: placed at random among the others they form short cycles (low-weight
+codewords; a frame at ``n = 10⁵``, QBER 8 % needed ``f = 1.9``), placed first they form a forest
+as far as ``n₂ < M`` allows. The specials serve the rate adaptation of Elkouss, Martinez-Mateo,
+Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec. 3.1 (puncturing and
+shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured* (unknown to Bob),
+the other ``s = d − p`` *shortened* (value 0, known to both). Punctured symbols are chosen
+*untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for irregular low-density
+parity-check codes", arXiv:1103.6149): no check touches two specials, so each punctured symbol
+``j`` has an *anchor* check ``a_j`` where it is the only special.
 Alice sets the punctured value to the parity of the key bits of ``a_j``, so syndrome bit
 ``a_j`` is always 0 and is not sent: the syndrome discloses ``M − p`` bits, the leakage
 ``m − p`` of the rate-adaptive and blind protocols (Martinez-Mateo, Elkouss, Martin, "Blind
@@ -63,6 +77,7 @@ from diqkd.postproc._ldpc_peg import peg_graph
 
 __all__ = [
     "CACHE_ENV",
+    "CAP_DEGREE_TWO",
     "ELKOUSS_2009",
     "LADDER_BASE",
     "LADDER_RATIO",
@@ -162,21 +177,39 @@ LADDER_RATIO = 1.04
 LADDER_TOP = 64
 #: Special symbols per check: ``d = ⌈0.15·M⌉``.
 SPECIAL_FRACTION = 0.15
+#: Table rates whose degree-2 count stays capped at ``M − 1``: rate 0.9 asks for
+#: ``n₂ ≈ 1.6–3.9·M``, a degree-2 subgraph full of cycles; measured (benchmarks/README.md):
+#: QBER 1 %, f = 1.198 capped vs 1.215 uncapped at ``n = 10⁵`` (10 frames), 1.163 vs 1.183 at
+#: ``10⁶`` (4 frames). Rate 0.8 (``n₂ ≈ 1.25–1.56·M``) is better uncapped (DE and measured).
+CAP_DEGREE_TWO: frozenset[float] = frozenset({0.90})
+#: Keys of at least this many bits get the degree-2-first, shuffled PEG order (measured
+#: better at 2·10⁵ and 10⁶, module docstring); shorter ones keep the ascending order, which
+#: measured better there: a 3000-bit frame at QBER 2 % (81 errors, seed 8744214 of the
+#: property test) converges with it and not with the shuffled order.
+SHUFFLE_MIN_KEY_BITS = 100_000
 #: Environment variable naming a directory for the on-disk code cache (unset or empty: none).
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
-_FAMILY = "peg-ellab09"
-_FORMAT = 1
+_FAMILY = "peg-ellab09r"
+_FORMAT = 5
 _ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
-def variable_degrees(n: int, m: int, dist: DegreeDistribution) -> NDArray[np.int64]:
-    """Degree of each of ``n`` variable nodes, ascending (PEG's processing order).
+def variable_degrees(
+    n: int, m: int, dist: DegreeDistribution, cap_two: bool = False
+) -> NDArray[np.int64]:
+    """Degree of each of ``n`` variable nodes, sorted ascending (the construction permutes them).
 
     Node fractions ``Lᵢ = (λᵢ/i)/Σⱼ(λⱼ/j)`` (Richardson, Urbanke 2008, Eq. (3.19)), counts by
-    largest remainder; degrees capped at ``m``; degree-2 nodes capped at ``m − 1`` (more force
-    cycles of degree-2 nodes only, i.e. low-weight codewords), the excess moved to degree 3.
+    largest remainder; degrees capped at ``m``. The degree-2 count is *not* capped at ``m − 1``:
+    Table I's ``λ₂`` needs ``n₂ ≈ λ₂·d̄_c/2 ≈ 1.1–1.9·m`` degree-2 nodes, and moving the excess
+    to degree 3 (format 1 of the code cache) costs about 2.5 % of efficiency in the ensemble's
+    threshold (density evolution, :mod:`~diqkd.postproc._ldpc_de`: rate 0.8, ``f* = 1.040`` →
+    ``1.065``). A code with ``n₂ ≥ m`` has cycles of degree-2 nodes (low-weight codewords); PEG
+    makes them long, and verification catches the rare wrong word. With ``cap_two`` the
+    degree-2 count is capped at ``m − 1`` (the excess moved to degree 3), as the construction
+    does for the rate-0.9 table (:data:`CAP_DEGREE_TWO`).
     """
     lam_sum = sum(dist.lam.values())
     degrees = np.array(sorted(dist.lam), dtype=np.int64)
@@ -185,7 +218,7 @@ def variable_degrees(n: int, m: int, dist: DegreeDistribution) -> NDArray[np.int
     counts = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: n - int(counts.sum())]] += 1
-    if degrees[0] == 2 and counts[0] > m - 1 and degrees.size > 1:
+    if cap_two and degrees[0] == 2 and counts[0] > m - 1 and degrees.size > 1:
         counts[1] += counts[0] - max(m - 1, 0)
         counts[0] = max(m - 1, 0)
     return np.sort(np.repeat(np.minimum(degrees, m), counts), kind="stable")
@@ -330,7 +363,13 @@ def _cache_file(n_key: int, rung: int, seed: int) -> Path | None:
 def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
     m, d, rate = ladder(n_key, rung)
     n = n_key + d
-    degs = variable_degrees(n, m, ELKOUSS_2009[rate])
+    # PEG places the degree-2 variables first, then the others in a public pseudo-random
+    # order, not by ascending degree (module docstring: that order lost 4–8 % of efficiency)
+    degs = variable_degrees(n, m, ELKOUSS_2009[rate], rate in CAP_DEGREE_TWO)
+    if n_key >= SHUFFLE_MIN_KEY_BITS:
+        shuffle = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x0DE6]))
+        two = int(np.count_nonzero(degs == 2))
+        degs = np.concatenate([degs[:two], shuffle.permutation(degs[two:])])
     graph = peg_graph(degs, m, seed)
     if graph is None:  # pragma: no cover - defensive
         raise ReconciliationError(f"PEG failed for n={n}, m={m}, seed={seed}: try another seed")

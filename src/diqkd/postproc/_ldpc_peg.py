@@ -2,7 +2,8 @@
 
 Hu, Eleftheriou, Arnold, "Regular and irregular progressive edge-growth Tanner graphs",
 IEEE Trans. Inf. Theory 51, 386 (2005), Algorithm PEG: variable nodes are processed in the
-given (ascending-degree) order; the first edge of a variable goes to a check of lowest current
+given order (Hu et al. use ascending degree; :mod:`~diqkd.postproc._ldpc_codes` passes a
+pseudo-random order, see there); the first edge of a variable goes to a check of lowest current
 degree; every further edge goes to a check at maximal distance from the variable in the current
 graph (breadth-first search), the lowest-degree one among those, ties broken by a seeded
 pseudo-random scan (splitmix64, Steele, Lea, Flood, OOPSLA 2014). Two deviations, for speed at
@@ -181,7 +182,7 @@ def peg_graph(
     Parameters
     ----------
     var_deg
-        Degree of each variable node, in processing order (ascending), shape (n,).
+        Degree of each variable node, in processing order, shape (n,).
     m
         Number of check nodes.
     seed

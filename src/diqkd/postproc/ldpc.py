@@ -42,7 +42,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from diqkd.errors import ProtocolAbort
 from diqkd.postproc._ldpc_codes import (
+    ELKOUSS_2009,
     LADDER_TOP,
+    MOTHER_RATES,
     MotherCode,
     build_code,
     ladder,
@@ -75,8 +77,10 @@ __all__ = [
 
 #: Target efficiency ``f₀`` of the first syndrome at ``n ≥ 10⁶`` (blind steps add to it).
 DEFAULT_EFFICIENCY = 1.03
-#: Punctured values kept in reserve for blind steps, as a fraction of the first syndrome.
-BLIND_ROOM = 0.10
+#: Punctured values kept in reserve for blind steps, as a fraction of the first syndrome
+#: (0.10 before: every punctured symbol still unknown when decoding succeeds lowers the
+#: threshold, Ha, Kim, McLaughlin, IEEE TIT 50, 2824 (2004); the blind steps seldom need more).
+BLIND_ROOM = 0.05
 #: Growth factor of the blind step once the punctured values are used up and key bits are
 #: revealed (each costs a full bit but removes only ``h(Q)`` of uncertainty: a QBER estimate
 #: far too low should end in few rounds, not many).
@@ -100,15 +104,27 @@ def _check_qber(qber: float) -> float:
     return max(q, QBER_FLOOR)
 
 
-def default_efficiency(n_key: int) -> float:
-    """First-syndrome target ``f₀ = 1.03 + 0.04·clip(log₁₀(10⁶/n), 0, 2)``.
+def default_efficiency(n_key: int, qber: float | None = None) -> float:
+    """First-syndrome target ``f₀ = max(1.03, f*(Q) − 0.005) + 0.04·clip(log₁₀(10⁶/n), 0, 2)``.
 
-    Measured, not derived: BP on these codes succeeds near ``f ≈ 1.10`` at ``n = 10⁵`` and
-    closer to 1 at ``10⁶`` (benchmarks/README.md); the first syndrome should sit just below
-    that, so that blind steps (each costing ``patience`` iterations) are few and the average
-    leak is still set by where decoding succeeds.
+    ``f*(Q) = (1 − R)/h(p*_R)`` is the published threshold efficiency (Elkouss et al.,
+    ISIT 2009, Table I: rate ``R``, threshold ``p*_R``) of the table rate nearest
+    ``1 − 1.03·h(Q)``; without ``qber`` it is not used (``f₀ = 1.03`` at ``n ≥ 10⁶``). The
+    finite-length term is measured, not derived: BP on these codes succeeds about 2 % above
+    ``f*`` at ``n = 10⁶`` and 4–5 % at ``10⁵`` (benchmarks/README.md); the first syndrome should
+    sit just below that, so that blind steps (each costing ``patience`` iterations) are few and
+    the average leak is still set by where decoding succeeds. For the high rates (QBER ≲ 2 %)
+    ``f*`` is itself above 1.03 (1.065 at rate 0.85, 1.153 at 0.9): starting there keeps the
+    punctured reserve for the blind steps instead of spending it below the threshold.
     """
-    return DEFAULT_EFFICIENCY + 0.04 * min(max(math.log10(1e6 / n_key), 0.0), 2.0)
+    base = DEFAULT_EFFICIENCY
+    if qber is not None:
+        q = _check_qber(qber)
+        rate = 1.0 - DEFAULT_EFFICIENCY * _h(q)
+        nearest = min(MOTHER_RATES, key=lambda r: (abs(r - rate), r))
+        dist = ELKOUSS_2009[nearest]
+        base = max(base, (1.0 - nearest) / _h(dist.threshold) - 0.005)
+    return base + 0.04 * min(max(math.log10(1e6 / n_key), 0.0), 2.0)
 
 
 def choose_code(
@@ -135,7 +151,7 @@ def choose_code(
     """
     q = _check_qber(qber)
     if efficiency is None:
-        efficiency = default_efficiency(n_key)
+        efficiency = default_efficiency(n_key, q)
     if not math.isfinite(efficiency) or efficiency < 1.0:
         raise ReconciliationError(
             f"target efficiency must be ≥ 1 (Shannon limit), got {efficiency}"
