@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import ssl
 import statistics
@@ -422,9 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.prefetch_keys is not None:
             server["prefetch_keys"] = args.prefetch_keys
         dep = make_deployment(root, server=server)
-        # enough key for the whole run: 40 blocks of 10⁶ bits, 78,120 keys of 256 bits at alice
+        # enough key for every row at up to 6,000 requests/s (a block of 10⁶ bits holds
+        # 1,953 keys of 256 bits in alice's half), plus the keys reserved ahead
+        rows_kme = len(args.connections) if "kme" in setups else 0
+        need = 6000 * (args.duration_s + args.warmup_s) * rows_kme + 4096
         t0 = time.perf_counter()
-        fill_stores(dep, random_blocks(40 * max(1, len(args.connections) // 2), 1_000_000))
+        fill_stores(dep, random_blocks(max(4, math.ceil(need / 1953)), 1_000_000))
         fill_s = time.perf_counter() - t0
         common = dict(
             path="/api/v1/keys/SAE-B/enc_keys",
