@@ -6,9 +6,9 @@ separate process.
 
 Set-up: a local two-KME deployment (:mod:`diqkd.kms.testing`: test PKI, KME-A at site alice,
 KME-B at site bob, both stores filled with the same random key blocks), each KME a
-``diqkd kme serve`` subprocess. Every ``enc_keys`` at KME-A reserves keys in A's SQLite store
-(WAL, ``synchronous=FULL``) and sends the reservations to KME-B over the KME-to-KME mTLS
-channel, which records them in B's store, before A answers.
+``diqkd kme serve`` subprocess. Every key that ``enc_keys`` at KME-A hands out is reserved in a
+committed transaction of A's SQLite store (WAL, ``synchronous=FULL``) and forwarded to KME-B
+over the KME-to-KME mTLS channel, which records it in B's store (docs/kms.md).
 
 Load: a separate process (this script with ``--loadgen``) opens ``--connections`` TLS
 connections with the SAE's client certificate, and on each sends ``POST

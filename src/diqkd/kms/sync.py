@@ -40,9 +40,10 @@ down and the push has not arrived gets "not found" and asks again later. While t
 known to be unreachable (a send failed and no later contact succeeded), ``enc_keys`` answers
 503 before reserving, so few keys are handed to masters whose slaves cannot fetch them yet.
 
-Sends are batched and pipelined: up to two batches are on the wire at once; reservations that
-arrive while both are busy queue up and travel together in the next batch. The peer records
-batches in any order (each is checked against what it already holds).
+Sends are batched: one sender waits :data:`_GATHER_S` for reservations to gather, sends them in
+one call, and while that call is on the wire every newly committed reservation queues up for
+the next one. The peer records batches in any order (each is checked against what it already
+holds).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ log = logging.getLogger(__name__)
 RESERVATIONS_PATH = "/api/v1/kme/reservations"
 
 _MAX_BATCH = 2000
-#: Batches on the wire at once: a new reservation does not wait for the previous batch's
-#: round trip (the peer records batches in any order; each is idempotent).
+#: Batches on the wire at once. One keeps the batches large (the peer's CPU per reservation
+#: falls with the batch size); the master never waits for a batch, and a slave that is faster
+#: than the forward pulls.
 _MAX_SENDERS = 1
 #: A sender waits this long before its first batch, so that the reservations of several
 #: transactions travel together (fewer calls; a slave that is faster pulls).
