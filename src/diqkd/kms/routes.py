@@ -207,15 +207,8 @@ async def get_enc_keys(
     service = _service(request)
     master = _caller(request, service)
     _only_query(request, ("number", "size"))
-    checked = service.check_key_request(
-        master,
-        slave_SAE_ID,
-        number=number,
-        size=size,
-        additional_slaves=None,
-        extension_mandatory=None,
-    )
-    return _json(await service.enc_keys(checked))
+    body = KeyRequest(number=number, size=size)
+    return await enc_keys_response(service, master, slave_SAE_ID, body)
 
 
 @keys_router.post(

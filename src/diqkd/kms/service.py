@@ -280,12 +280,12 @@ class KeyService:
         if not found:
             return False
         try:
-            reservations = self._peer_reservations([r.to_dict() for r in found])
+            self._check_peer_saes(found)  # already parsed by the channel
         except ApiError as exc:
             log.warning("dec_keys: the peer's lookup answer was refused: %s", exc.message)
             return False
         try:
-            await self.runner.call(self.runner.store.accept_reservations, reservations)
+            await self.runner.call(self.runner.store.accept_reservations, found)
         except KeyStoreError as exc:
             log.warning("dec_keys: recording the peer's reservations failed: %s", exc)
             return False
@@ -306,16 +306,20 @@ class KeyService:
         reservations: list[Reservation] = []
         for i, data in enumerate(records):
             try:
-                res = Reservation.from_dict(data)
+                reservations.append(Reservation.from_dict(data))
             except KeyStoreError as exc:
                 raise _bad(f"reservations[{i}]: {exc}") from None
+        self._check_peer_saes(reservations)
+        return reservations
+
+    def _check_peer_saes(self, reservations: Sequence[Reservation]) -> None:
+        """The peer's reservations must be for its master SAEs and for slave SAEs here (400)."""
+        for i, res in enumerate(reservations):
             if self.registry.kme_of(res.master_sae) != self.config.peer.kme_id:
                 raise _bad(f"reservations[{i}]: master SAE is not attached to the peer KME")
             for sae in res.slave_saes:
                 if self.registry.kme_of(sae) != self.config.kme_id:
                     raise _bad(f"reservations[{i}]: slave SAE {sae!r} is not attached here")
-            reservations.append(res)
-        return reservations
 
     async def accept_from_peer(
         self, identity: CallerIdentity | None, source_kme: str, records: Sequence[Mapping[str, Any]]
