@@ -5,6 +5,16 @@ parties rebuild it, bit for bit, from its public name (:func:`parse_code_id`).
 
 Degree distributions
 --------------------
+:data:`FAMILY` (cache family ``peg-bsc26``, format 6): per design rate 0.50 … 0.95, the
+distribution with the better threshold efficiency ``f* = (1 − R)/h(p*)`` of two candidates,
+Table I below and our designs (:data:`diqkd.postproc._ldpc_design.DESIGNED`: discretized
+density evolution, at most ``M`` degree-2 nodes, degrees ≤ 40, concentrated checks). The
+designs win at 0.55 (a tie: Table I as is, built with the degree-2 cap), 0.75 (``f*`` 1.028
+against 1.051), 0.80 (1.037 / 1.038), 0.85 (1.061 / 1.073), 0.90 (1.119 / 1.154) and are the
+only candidates at 0.925 and 0.95; Table I stays at 0.50, 0.60, 0.65, 0.70 (there the designs
+are Table I squeezed under the constraints, not optimised, and worse). The previous family
+``peg-ellab09r`` (format 5) used Table I alone; its codes are never loaded.
+
 :data:`ELKOUSS_2009`: the nine edge-perspective distributions ``λ(x), ρ(x)`` optimised for the
 BSC by differential evolution and discretised density evolution in Elkouss, Leverrier,
 Alléaume, Boutros, "Efficient reconciliation protocol for discrete-variable quantum key
@@ -26,38 +36,35 @@ of the same mean for 0.50, 0.60, 0.65; a rung between design rates keeps the nea
 
 Construction and rate adaptation
 --------------------------------
-Codes form a ladder indexed by ``k``: for a key of ``n_key`` bits, rung ``k`` has ``M_k =
-⌈n_key·`` :data:`LADDER_BASE` ``·`` :data:`LADDER_RATIO` ``ᵏ⌉`` checks, ``d_k = ⌈``
-:data:`SPECIAL_FRACTION` ``·M_k⌉`` extra *special* symbols that are not key bits, length ``N_k =
-n_key + d_k``, and the variable-degree distribution of the Table I rate nearest to ``1 −
-M_k/N_k`` (clipped to [0.5, 0.9]); ``H`` is a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`) that
-places the degree-2 variables first and the others in a public pseudo-random order. Hu et al.
-process all of them by ascending degree; with the lowest-degree check rule that spreads each
-degree class evenly over the checks (every check gets the same number of edges from degree-2
-nodes, and so on), a structured ensemble unlike the one Table I was optimised for: measured at
-``n = 2·10⁵``, rate 0.7 (threshold ``p* = 0.0504``), ascending order decodes at ``Q = 0.046``
-but not at 0.048 (1000 iterations), random order decodes at 0.049; at ``n = 10⁶`` the
-rate-adapted codes of the ascending order (family ``peg-ellab09``) needed ``f ≈ 1.09–1.13`` at
-QBER 5–8 % where density evolution of their measured ensemble gives ``f* ≈ 1.05``. The degree-2
-nodes still go first: placed at random among the others they form short cycles (low-weight
-codewords; a frame at ``n = 10⁵``, QBER 8 % needed ``f = 1.9``), placed first they form a forest
-as far as ``n₂ < M`` allows. The specials serve the rate adaptation of Elkouss, Martinez-Mateo,
-Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec. 3.1 (puncturing and
-shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured* (unknown to Bob),
-the other ``s = d − p`` *shortened* (value 0, known to both). Punctured symbols are chosen
-*untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for irregular low-density
-parity-check codes", arXiv:1103.6149): no check touches two specials, so each punctured symbol
-``j`` has an *anchor* check ``a_j`` where it is the only special.
-Alice sets the punctured value to the parity of the key bits of ``a_j``, so syndrome bit
-``a_j`` is always 0 and is not sent: the syndrome discloses ``M − p`` bits, the leakage
-``m − p`` of the rate-adaptive and blind protocols (Martinez-Mateo, Elkouss, Martin, "Blind
-reconciliation", QIC 12, 791 (2012)); revealing a punctured value later (blind step)
-discloses one more bit. Specials are picked greedily in ascending-degree order (then a
-public seeded order); if fewer than ``d`` untainted symbols exist, the rest may only be
-shortened. The ladder ratio (4 %) is finer
-than the punctured fraction (up to 15 % of ``M``), so every leak between rungs is reachable by
-puncturing, with room left for blind steps.
-"""
+Codes form a ladder indexed by ``k``: for a key of ``n_key`` bits, rung ``k`` has ``M_k = ⌈n_key·``
+:data:`LADDER_BASE` ``·`` :data:`LADDER_RATIO` ``ᵏ⌉`` checks, ``d_k = ⌈`` :data:`SPECIAL_FRACTION`
+``·M_k⌉`` extra *special* symbols that are not key bits, length ``N_k = n_key + d_k``, and the
+variable-degree distribution of the :data:`FAMILY` rate nearest to ``1 − M_k/N_k`` (clipped to
+[0.5, 0.95]); ``H`` is a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`) that places the degree-2
+variables first and the others in a public pseudo-random order. Hu et al. process all of them by
+ascending degree; with the lowest-degree check rule that spreads each degree class evenly over the
+checks (every check gets the same number of edges from degree-2 nodes, and so on), a structured
+ensemble unlike the one Table I was optimised for: measured at ``n = 2·10⁵``, rate 0.7 (threshold
+``p* = 0.0504``), ascending order decodes at ``Q = 0.046`` but not at 0.048 (1000 iterations),
+random order decodes at 0.049; at ``n = 10⁶`` the rate-adapted codes of the ascending order (family
+``peg-ellab09``) needed ``f ≈ 1.09–1.13`` at QBER 5–8 % where density evolution of their measured
+ensemble gives ``f* ≈ 1.05``. The degree-2 nodes still go first: placed at random among the others
+they form short cycles (low-weight codewords; a frame at ``n = 10⁵``, QBER 8 % needed ``f = 1.9``),
+placed first they form a forest as far as ``n₂ < M`` allows. The specials serve the rate adaptation
+of Elkouss, Martinez-Mateo, Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec.
+3.1 (puncturing and shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured*
+(unknown to Bob), the other ``s = d − p`` *shortened* (value 0, known to both). Punctured symbols
+are chosen *untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for irregular
+low-density parity-check codes", arXiv:1103.6149): no check touches two specials, so each punctured
+symbol ``j`` has an *anchor* check ``a_j`` where it is the only special. Alice sets the punctured
+value to the parity of the key bits of ``a_j``, so syndrome bit ``a_j`` is always 0 and is not
+sent: the syndrome discloses ``M − p`` bits, the leakage ``m − p`` of the rate-adaptive and blind
+protocols (Martinez-Mateo, Elkouss, Martin, "Blind reconciliation", QIC 12, 791 (2012)); revealing
+a punctured value later (blind step) discloses one more bit. Specials are picked greedily in
+ascending-degree order (then a public seeded order); if fewer than ``d`` untainted symbols exist,
+the rest may only be shortened. The ladder ratio (4 %) is finer than the punctured fraction (up to
+15 % of ``M``), so every leak between rungs is reachable by puncturing, with room left for blind
+steps."""
 
 from __future__ import annotations
 
@@ -79,6 +86,7 @@ __all__ = [
     "CACHE_ENV",
     "CAP_DEGREE_TWO",
     "ELKOUSS_2009",
+    "FAMILY",
     "LADDER_BASE",
     "LADDER_RATIO",
     "LADDER_TOP",
@@ -108,6 +116,21 @@ class DegreeDistribution:
     lam: dict[int, float]
     rho: dict[int, float]
     threshold: float
+    source: str = "Elkouss et al., ISIT 2009, Table I"
+    cap_two: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Design rate ``1 − ∫ρ/∫λ`` (Richardson, Urbanke 2008, Eq. (3.18))."""
+        inv_l = sum(v / i for i, v in self.lam.items())
+        inv_r = sum(v / i for i, v in self.rho.items())
+        return 1.0 - inv_r / inv_l
+
+    def threshold_efficiency(self) -> float:
+        """``f* = (1 − R)/h(p*)``: the efficiency at the ensemble's BP threshold."""
+        p = self.threshold
+        h = -p * np.log2(p) - (1.0 - p) * np.log2(1.0 - p)
+        return float((1.0 - self.rate) / h)
 
 
 #: Elkouss, Leverrier, Alléaume, Boutros, ISIT 2009 (arXiv:0901.2140), Table I, by design rate.
@@ -167,8 +190,41 @@ ELKOUSS_2009: dict[float, DegreeDistribution] = {
         0.1071,
     ),
 }
+
+#: Table rates whose degree-2 count stays capped at ``M − 1``: rate 0.9 asks for
+#: ``n₂ ≈ 1.6–3.9·M``, a degree-2 subgraph full of cycles; measured (benchmarks/README.md):
+#: QBER 1 %, f = 1.198 capped vs 1.215 uncapped at ``n = 10⁵`` (10 frames), 1.163 vs 1.183 at
+#: ``10⁶`` (4 frames). Rate 0.8 (``n₂ ≈ 1.25–1.56·M``) is better uncapped (DE and measured).
+CAP_DEGREE_TWO: frozenset[float] = frozenset({0.90})
+
+
+def _family() -> dict[float, DegreeDistribution]:
+    """Per design rate, the distribution with the better threshold efficiency ``f*``.
+
+    Candidates: Table I (:data:`ELKOUSS_2009`; its published ``p*``) and our designs
+    (:data:`diqkd.postproc._ldpc_design.DESIGNED`; ``p*`` by discretized density evolution,
+    designed for ``n₂ ≤ M`` degree-2 nodes, so built with the degree-2 cap). The rate-0.9
+    table keeps the cap it had (:data:`CAP_DEGREE_TWO`).
+    """
+    from diqkd.postproc._ldpc_design import DESIGNED
+
+    family = {
+        r: DegreeDistribution(d.lam, d.rho, d.threshold, d.source, r in CAP_DEGREE_TWO)
+        for r, d in ELKOUSS_2009.items()
+    }
+    for rate, (lam, rho, p_star) in DESIGNED.items():
+        ours = DegreeDistribution(
+            lam, rho, p_star, "designed here (diqkd.postproc._ldpc_design)", cap_two=True
+        )
+        if rate not in family or ours.threshold_efficiency() < family[rate].threshold_efficiency():
+            family[rate] = ours
+    return dict(sorted(family.items()))
+
+
+#: The distributions the construction uses, by design rate (:func:`_family`).
+FAMILY: dict[float, DegreeDistribution] = _family()
 #: Design rates of the family, ascending.
-MOTHER_RATES: tuple[float, ...] = tuple(sorted(ELKOUSS_2009))
+MOTHER_RATES: tuple[float, ...] = tuple(sorted(FAMILY))
 #: Smallest rung: ``M₀ = ⌈0.05·n_key⌉`` checks (QBER ≈ 0.5 %).
 LADDER_BASE = 0.05
 #: Ratio of successive rungs' check counts.
@@ -177,11 +233,6 @@ LADDER_RATIO = 1.04
 LADDER_TOP = 64
 #: Special symbols per check: ``d = ⌈0.15·M⌉``.
 SPECIAL_FRACTION = 0.15
-#: Table rates whose degree-2 count stays capped at ``M − 1``: rate 0.9 asks for
-#: ``n₂ ≈ 1.6–3.9·M``, a degree-2 subgraph full of cycles; measured (benchmarks/README.md):
-#: QBER 1 %, f = 1.198 capped vs 1.215 uncapped at ``n = 10⁵`` (10 frames), 1.163 vs 1.183 at
-#: ``10⁶`` (4 frames). Rate 0.8 (``n₂ ≈ 1.25–1.56·M``) is better uncapped (DE and measured).
-CAP_DEGREE_TWO: frozenset[float] = frozenset({0.90})
 #: Keys of at least this many bits get the degree-2-first, shuffled PEG order (measured
 #: better at 2·10⁵ and 10⁶, module docstring); shorter ones keep the ascending order, which
 #: measured better there: a 3000-bit frame at QBER 2 % (81 errors, seed 8744214 of the
@@ -191,8 +242,8 @@ SHUFFLE_MIN_KEY_BITS = 100_000
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
-_FAMILY = "peg-ellab09r"
-_FORMAT = 5
+_FAMILY = "peg-bsc26"
+_FORMAT = 6
 _ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
@@ -257,7 +308,7 @@ def _untainted(  # pragma: no cover - numba
 def ladder(n_key: int, k: int) -> tuple[int, int, float]:
     """``(M_k, d_k, R₀)`` of rung ``k`` for ``n_key`` key bits (module docstring).
 
-    ``R₀`` is the Table I rate nearest to ``1 − M_k/(n_key + d_k)``, clipped to [0.5, 0.9].
+    ``R₀`` is the :data:`FAMILY` rate nearest to ``1 − M_k/(n_key + d_k)`` (0.5 … 0.95).
     """
     m = int(np.ceil(n_key * LADDER_BASE * LADDER_RATIO**k))
     d = int(np.ceil(SPECIAL_FRACTION * m))
@@ -365,7 +416,7 @@ def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
     n = n_key + d
     # PEG places the degree-2 variables first, then the others in a public pseudo-random
     # order, not by ascending degree (module docstring: that order lost 4–8 % of efficiency)
-    degs = variable_degrees(n, m, ELKOUSS_2009[rate], rate in CAP_DEGREE_TWO)
+    degs = variable_degrees(n, m, FAMILY[rate], FAMILY[rate].cap_two)
     if n_key >= SHUFFLE_MIN_KEY_BITS:
         shuffle = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x0DE6]))
         two = int(np.count_nonzero(degs == 2))

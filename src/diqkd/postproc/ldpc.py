@@ -34,6 +34,7 @@ reported (:attr:`LdpcBob.converged` false); :func:`diqkd.postproc.reconcile.reco
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from diqkd.errors import ProtocolAbort
 from diqkd.postproc._ldpc_codes import (
-    ELKOUSS_2009,
+    FAMILY,
     LADDER_TOP,
     MOTHER_RATES,
     MotherCode,
@@ -50,7 +51,14 @@ from diqkd.postproc._ldpc_codes import (
     ladder,
     parse_code_id,
 )
-from diqkd.postproc._ldpc_kernels import KNOWN_LLR, Backend, LayeredDecoder, bsc_llr
+from diqkd.postproc._ldpc_kernels import (
+    KNOWN_LLR,
+    Backend,
+    DecoderLayout,
+    LayeredDecoder,
+    bsc_llr,
+    prepare_layout,
+)
 from diqkd.postproc.cascade import AliceRole, as_key_bits
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import (
@@ -107,23 +115,28 @@ def _check_qber(qber: float) -> float:
 def default_efficiency(n_key: int, qber: float | None = None) -> float:
     """First-syndrome target ``f₀ = max(1.03, f*(Q) − 0.005) + 0.04·clip(log₁₀(10⁶/n), 0, 2)``.
 
-    ``f*(Q) = (1 − R)/h(p*_R)`` is the published threshold efficiency (Elkouss et al.,
-    ISIT 2009, Table I: rate ``R``, threshold ``p*_R``) of the table rate nearest
-    ``1 − 1.03·h(Q)``; without ``qber`` it is not used (``f₀ = 1.03`` at ``n ≥ 10⁶``). The
-    finite-length term is measured, not derived: BP on these codes succeeds about 2 % above
-    ``f*`` at ``n = 10⁶`` and 4–5 % at ``10⁵`` (benchmarks/README.md); the first syndrome should
-    sit just below that, so that blind steps (each costing ``patience`` iterations) are few and
-    the average leak is still set by where decoding succeeds. For the high rates (QBER ≲ 2 %)
-    ``f*`` is itself above 1.03 (1.065 at rate 0.85, 1.153 at 0.9): starting there keeps the
-    punctured reserve for the blind steps instead of spending it below the threshold.
+    ``f*(Q)`` is the threshold efficiency ``(1 − R)/h(p*_R)`` of the family
+    (:data:`~diqkd.postproc._ldpc_codes.FAMILY`; ``p*`` by density evolution) at the design
+    rates bracketing ``1 − 1.03·h(Q)``, the smaller of the two (the rung the ladder picks
+    uses the one nearest its own rate); without ``qber`` it is not used (``f₀ = 1.03`` at
+    ``n ≥ 10⁶``). The finite-length term is measured, not derived: BP on these codes succeeds
+    about 2 % above ``f*`` at ``n = 10⁶`` and 4–5 % at ``10⁵`` (benchmarks/README.md); the first
+    syndrome should sit just below that, so that blind steps (each costing ``patience``
+    iterations) are few and the average leak is still set by where decoding succeeds. For the
+    high rates (QBER ≲ 2 %) ``f*`` is itself above 1.03 (1.06 at rate 0.85, 1.12 at 0.9):
+    starting there keeps the punctured reserve for the blind steps instead of spending it
+    below the threshold.
     """
     base = DEFAULT_EFFICIENCY
     if qber is not None:
         q = _check_qber(qber)
         rate = 1.0 - DEFAULT_EFFICIENCY * _h(q)
-        nearest = min(MOTHER_RATES, key=lambda r: (abs(r - rate), r))
-        dist = ELKOUSS_2009[nearest]
-        base = max(base, (1.0 - nearest) / _h(dist.threshold) - 0.005)
+        below = [r for r in MOTHER_RATES if r <= rate] or [MOTHER_RATES[0]]
+        above = [r for r in MOTHER_RATES if r >= rate] or [MOTHER_RATES[-1]]
+        f_star = min(
+            FAMILY[max(below)].threshold_efficiency(), FAMILY[min(above)].threshold_efficiency()
+        )
+        base = max(base, f_star - 0.005)
     return base + 0.04 * min(max(math.log10(1e6 / n_key), 0.0), 2.0)
 
 
@@ -165,6 +178,12 @@ def choose_code(
         f"QBER {qber:.3f} with f₀ = {efficiency} needs {need} syndrome bits for {n_key} key "
         "bits: beyond the rate-½ codes of this family; use method='cascade'"
     )
+
+
+@functools.lru_cache(maxsize=12)
+def _layout(code: MotherCode) -> DecoderLayout:
+    """The decoder's schedule for ``code``, prepared once per code (≈ 0.2 s at 10⁶)."""
+    return prepare_layout(code.check_ptr, code.check_var)
 
 
 class LdpcAlice:
@@ -393,7 +412,7 @@ class LdpcBob:
         prior[code.specials[:punctured]] = 0.0
         self._code = code
         self._decoder = LayeredDecoder(
-            code.check_ptr, code.check_var, full, prior, backend=self._backend
+            code.check_ptr, code.check_var, full, prior, backend=self._backend, layout=_layout(code)
         )
         public = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0xB11D]))
         key_order = code.key_positions[public.permutation(n_key)]

@@ -90,8 +90,8 @@ def choose_method(n_bits: int, qber: float) -> Literal["cascade"]:
 
     Cascade for every frame, by measurement (benchmarks/README.md, same machine): optimised
     Cascade reaches ``f ≈ 1.03–1.05`` at ``n = 10⁵`` and 0.9–1.8 Mbit/s at ``10⁶``, while the
-    rate-adaptive blind LDPC of :mod:`~diqkd.postproc.ldpc` reaches ``f ≈ 1.07–1.18`` at
-    ``10⁵`` and ``1.08–1.15`` at ``10⁶`` at 0.03–0.2 Mbit/s: LDPC does not beat Cascade on
+    rate-adaptive blind LDPC of :mod:`~diqkd.postproc.ldpc` reaches ``f ≈ 1.07–1.17`` at
+    ``10⁵`` and ``1.05–1.15`` at ``10⁶`` at 0.1–1 Mbit/s: LDPC does not beat Cascade on
     leak or on CPU time wherever both were measured (QBER 1–8 %). Its advantage is interactivity
     (a handful of round trips instead of hundreds to thousands), which matters on
     high-latency links: choose ``method="ldpc"`` explicitly there.

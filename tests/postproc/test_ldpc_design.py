@@ -1,0 +1,79 @@
+"""Discretized density evolution and the designed LDPC degree distributions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from diqkd.errors import ReconciliationError
+from diqkd.postproc._ldpc_design import (
+    DESIGNED,
+    MAX_VAR_DEGREE,
+    check_rate,
+    concentrated_rho,
+    converges,
+    design_rate,
+    evolve,
+)
+
+
+def test_regular_3_6_threshold_matches_the_literature() -> None:
+    # BP threshold of the (3, 6)-regular ensemble on the BSC: 0.084 (Richardson, Urbanke,
+    # IEEE TIT 47, 599 (2001)); discretized DE gives 0.08402, checked here to ±0.3 %
+    assert converges({3: 1.0}, {6: 1.0}, 0.0840 * 0.997)
+    assert not converges({3: 1.0}, {6: 1.0}, 0.0840 * 1.003)
+
+
+def test_published_table_threshold_is_reproduced() -> None:
+    # Elkouss, Leverrier, Alléaume, Boutros (ISIT 2009), Table I, rate 0.8: p* = 0.0298 (±1 %)
+    lam = {2: 0.09420, 3: 0.18088, 6: 0.11972, 7: 0.08550, 8: 0.09816, 17: 0.07194, 26: 0.34960}
+    rho = {29: 0.58807, 30: 0.41193}
+    assert converges(lam, rho, 0.0298 * 0.99)
+    assert not converges(lam, rho, 0.0298 * 1.01)
+
+
+def test_a_designed_ensemble_has_its_threshold() -> None:
+    rate = max(DESIGNED)
+    lam, rho, p_star = DESIGNED[rate]
+    assert converges(lam, rho, 0.98 * p_star)
+    assert not converges(lam, rho, 1.02 * p_star)
+
+
+@pytest.mark.parametrize("rate", sorted(DESIGNED))
+def test_designed_entries_satisfy_their_constraints(rate: float) -> None:
+    lam, rho, p_star = DESIGNED[rate]
+    assert abs(sum(lam.values()) - 1.0) < 1e-9
+    assert abs(sum(rho.values()) - 1.0) < 1e-9
+    assert min(lam) >= 2 and max(lam) <= MAX_VAR_DEGREE
+    assert all(w > 0 for w in lam.values()) and all(w > 0 for w in rho.values())
+    assert abs(design_rate(lam, rho) - rate) < 1e-3
+    dc_mean = check_rate(lam, rate)
+    # concentrated check side: degrees ⌊d̄c⌋ and ⌈d̄c⌉ (an integer mean: one degree)
+    assert set(rho) <= {math.floor(dc_mean), math.ceil(dc_mean)}
+    # variant (a): at most M degree-2 nodes, λ₂ ≤ 2/d̄c
+    assert lam.get(2, 0.0) <= 2.0 / dc_mean + 1e-6
+    # stability condition (Richardson, Shokrollahi, Urbanke 2001) at the threshold
+    rho_prime = sum(w * (d - 1) for d, w in rho.items())
+    assert lam.get(2, 0.0) * rho_prime * 2 * math.sqrt(p_star * (1 - p_star)) < 1.0
+    # the threshold lies below capacity: h(p*) < 1 − R
+    h = -p_star * math.log2(p_star) - (1 - p_star) * math.log2(1 - p_star)
+    assert h < 1.0 - rate
+
+
+def test_concentrated_rho_has_the_requested_mean() -> None:
+    rho = concentrated_rho(29.4)
+    assert set(rho) == {29, 30}
+    assert 1.0 / sum(w / d for d, w in rho.items()) == pytest.approx(29.4)
+    assert concentrated_rho(6.0) == {6: 1.0}
+
+
+def test_evolve_reports_and_validates() -> None:
+    res = evolve({3: 1.0}, {6: 1.0}, 0.05, record=True)
+    assert res.converged and res.errors[0] == 0.05
+    # the recorded per-degree errors reproduce the mixture's next error (linear in λ)
+    assert res.per_degree[:, 3] == pytest.approx(res.errors[1:], rel=1e-6, abs=1e-12)
+    with pytest.raises(ReconciliationError):
+        evolve({3: 1.0}, {6: 1.0}, 0.6)
+    with pytest.raises(ReconciliationError):
+        evolve({MAX_VAR_DEGREE + 1: 1.0}, {6: 1.0}, 0.05)
