@@ -33,6 +33,7 @@ from diqkd.postproc._ldpc_kernels import (
 )
 from diqkd.postproc.ldpc import (
     BLIND_ROOM,
+    FINITE_LENGTH_STEP,
     LdpcAlice,
     LdpcBob,
     choose_code,
@@ -406,7 +407,10 @@ def test_default_efficiency_follows_the_table_threshold() -> None:
     assert default_efficiency(10**6, 0.01) > 1.1
     # QBER 2 %: 0.854 lies between 0.85 and 0.9
     f_85 = 0.15 / binary_entropy(FAMILY[0.85].threshold)
-    assert default_efficiency(10**5, 0.02) == pytest.approx(min(f_85, f_9) - 0.005 + 0.04)
+    assert default_efficiency(10**5, 0.02) == pytest.approx(min(f_85, f_9) - 0.005 + 0.02)
+    # the finite-length term: FINITE_LENGTH_STEP per decade below 10⁶, at most two decades
+    assert default_efficiency(10**4, 0.05) == pytest.approx(1.03 + 2 * FINITE_LENGTH_STEP)
+    assert default_efficiency(10**2, 0.05) == pytest.approx(1.03 + 2 * FINITE_LENGTH_STEP)
 
 
 def test_degree_two_count_follows_the_table() -> None:

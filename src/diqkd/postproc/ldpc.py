@@ -73,6 +73,7 @@ from diqkd.postproc.messages import (
 __all__ = [
     "BLIND_ROOM",
     "DEFAULT_EFFICIENCY",
+    "FINITE_LENGTH_STEP",
     "KEY_STEP_GROWTH",
     "QBER_FLOOR",
     "LdpcAlice",
@@ -93,6 +94,12 @@ BLIND_ROOM = 0.05
 #: revealed (each costs a full bit but removes only ``h(Q)`` of uncertainty: a QBER estimate
 #: far too low should end in few rounds, not many).
 KEY_STEP_GROWTH = 1.5
+#: Added to ``f₀`` per decade of ``n`` below 10⁶ (:func:`default_efficiency`). It was 0.04
+#: (above where a typical frame decodes at 10⁵); at 0.02 the first syndrome sits about 1 %
+#: below that, so that the better frames stop early: measured at 10⁵ (40 frames each, blind
+#: step 0.01·n·h(Q)), f = 1.106 → 1.092 at QBER 2 %, 1.077 → 1.069 at 3 %, 1.072 at 5 %
+#: (unchanged), for 1.6–2.2 blind steps instead of 0.2–1.0 (benchmarks/README.md).
+FINITE_LENGTH_STEP = 0.02
 #: Smallest QBER used to size the syndrome and the priors.
 QBER_FLOOR = 1e-3
 
@@ -113,16 +120,17 @@ def _check_qber(qber: float) -> float:
 
 
 def default_efficiency(n_key: int, qber: float | None = None) -> float:
-    """First-syndrome target ``f₀ = max(1.03, f*(Q) − 0.005) + 0.04·clip(log₁₀(10⁶/n), 0, 2)``.
+    """First-syndrome target ``f₀ = max(1.03, f*(Q) − 0.005) + 0.02·clip(log₁₀(10⁶/n), 0, 2)``.
 
     ``f*(Q)`` is the threshold efficiency ``(1 − R)/h(p*_R)`` of the family
     (:data:`~diqkd.postproc._ldpc_codes.FAMILY`; ``p*`` by density evolution) at the design
     rates bracketing ``1 − 1.03·h(Q)``, the smaller of the two (the rung the ladder picks
     uses the one nearest its own rate); without ``qber`` it is not used (``f₀ = 1.03`` at
-    ``n ≥ 10⁶``). The finite-length term is measured, not derived: BP on these codes succeeds
-    about 2 % above ``f*`` at ``n = 10⁶`` and 4–5 % at ``10⁵`` (benchmarks/README.md); the first
-    syndrome should sit just below that, so that blind steps (each costing ``patience``
-    iterations) are few and the average leak is still set by where decoding succeeds. For the
+    ``n ≥ 10⁶``). The finite-length term (:data:`FINITE_LENGTH_STEP` per decade) is measured,
+    not derived: BP on these codes succeeds about 2 % above ``f*`` at ``n = 10⁶`` and 3–4 % at
+    ``10⁵``, with a frame-to-frame spread of several percent at ``10⁵`` (benchmarks/README.md);
+    the first syndrome sits about 1 % below the typical frame, so that the better frames stop
+    there and the others take a few blind steps (each costing ``patience`` iterations). For the
     high rates (QBER ≲ 2 %) ``f*`` is itself above 1.03 (1.06 at rate 0.85, 1.12 at 0.9):
     starting there keeps the punctured reserve for the blind steps instead of spending it
     below the threshold.
@@ -137,7 +145,7 @@ def default_efficiency(n_key: int, qber: float | None = None) -> float:
             FAMILY[max(below)].threshold_efficiency(), FAMILY[min(above)].threshold_efficiency()
         )
         base = max(base, f_star - 0.005)
-    return base + 0.04 * min(max(math.log10(1e6 / n_key), 0.0), 2.0)
+    return base + FINITE_LENGTH_STEP * min(max(math.log10(1e6 / n_key), 0.0), 2.0)
 
 
 def choose_code(
