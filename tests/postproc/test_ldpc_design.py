@@ -33,8 +33,8 @@ def test_published_table_threshold_is_reproduced() -> None:
     assert not converges(lam, rho, 0.0298 * 1.01)
 
 
-def test_a_designed_ensemble_has_its_threshold() -> None:
-    rate = max(DESIGNED)
+@pytest.mark.parametrize("rate", [max(DESIGNED), 0.5])  # a high rate; an optimised low one
+def test_a_designed_ensemble_has_its_threshold(rate: float) -> None:
     lam, rho, p_star = DESIGNED[rate]
     assert converges(lam, rho, 0.98 * p_star)
     assert not converges(lam, rho, 1.02 * p_star)
