@@ -45,6 +45,8 @@ from diqkd.postproc.messages import Done, RevealReply, RevealRequest
 from diqkd.postproc.reconcile import binary_entropy
 
 MAX_ITERATIONS = 150
+#: Bob's stall rule (``LdpcBob(patience=…)``); ``--patience``.
+PATIENCE = 12
 
 
 def _peer(code: Any, probs: Any, max_iter: int) -> Any:
@@ -72,11 +74,16 @@ def run_frame(
     f0: float | None,
     seed: int,
     reveal_fraction: float = 0.01,
+    max_iterations: int = MAX_ITERATIONS,
+    patience: int = PATIENCE,
 ) -> dict[str, Any]:
     """One protocol run; returns leak, outcomes, timings and what was revealed."""
     t_start = time.perf_counter()
     alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed)
-    bob = LdpcBob(bob_key, qber, max_iterations=MAX_ITERATIONS, reveal_fraction=reveal_fraction)
+    bob = LdpcBob(
+        bob_key, qber, max_iterations=max_iterations, patience=patience,
+        reveal_fraction=reveal_fraction,
+    )  # fmt: skip
     ledger = LeakLedger()
     reply: Any = alice.first_message()
     first = reply
@@ -152,6 +159,8 @@ def bench(
     peer_frames: int,
     peer_iter: int,
     reveal_fraction: float = 0.01,
+    max_iterations: int = MAX_ITERATIONS,
+    patience: int = PATIENCE,
 ) -> dict[str, Any]:
     rng = np.random.default_rng([seed, n, int(qber * 1e6)])
     rung, _ = choose_code(n, qber, f0)
@@ -164,7 +173,7 @@ def bench(
     for frame in range(frames + 1):  # frame 0: JIT warm-up
         alice = rng.integers(0, 2, n, dtype=np.uint8)
         bob = alice ^ (rng.random(n) < qber).astype(np.uint8)
-        res = run_frame(alice, bob, qber, f0, seed, reveal_fraction)
+        res = run_frame(alice, bob, qber, f0, seed, reveal_fraction, max_iterations, patience)
         a: LdpcAlice = res["alice"]
         if 0 < frame <= peer_frames and res["final_ok"]:
             code, full, word, probs, prior = final_problem(res, bob, qber)
@@ -252,6 +261,10 @@ def main() -> None:
     parser.add_argument(
         "--peer-max-iter", type=int, default=MAX_ITERATIONS, help="iteration cap, both decoders"
     )
+    parser.add_argument(
+        "--max-iterations", type=int, default=MAX_ITERATIONS, help="Bob's cap per attempt"
+    )
+    parser.add_argument("--patience", type=int, default=PATIENCE, help="Bob's stall rule")
     args = parser.parse_args()
     os.environ[CACHE_ENV] = args.cache_dir
     head = (
@@ -267,7 +280,7 @@ def main() -> None:
         for q in args.qber:
             r = bench(
                 n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter,
-                args.reveal_fraction,
+                args.reveal_fraction, args.max_iterations, args.patience,
             )  # fmt: skip
             rows.append(r)
             if args.json:
@@ -290,7 +303,8 @@ def main() -> None:
                 flush=True,
             )
     if args.json:
-        print(json.dumps({"f0": args.f0, "max_iterations": MAX_ITERATIONS, "rows": rows}, indent=2))
+        settings = {"f0": args.f0, "max_iterations": args.max_iterations, "patience": args.patience}
+        print(json.dumps(settings | {"rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -65,7 +65,11 @@ shared AVX-512 machine): the coloured kernel takes ≈ 3.5 ns per edge-iteration
 edge it moves four gathered or scattered elements (``post`` in and out, two φ look-ups),
 which the hardware gathers and scatters serve at about one element per cycle; with ``post``
 laid out in order instead of at random the same kernel still takes ≈ 3 ns, so the random
-access to ``post`` (4 MB at ``n = 10⁶``, more than the L2 cache) costs the other ≈ 2 ns.
+access to ``post`` (4 MB at ``n = 10⁶``, more than the L2 cache) costs the other ≈ 2 ns. The
+memory traffic alone (read and write ``post`` and ``r`` per edge, one addition, in
+``layout.var`` order: ``benchmarks/bench_ldpc_memory.py``) takes ≈ 4–4.5 ns per edge at
+``n = 10⁶``, so the kernel runs at 1.1–1.3× its own traffic; decoding several frames side by
+side (frame-major rows) does not lower it while the rows are visited in random order.
 
 :func:`layered_numpy` is the reference: the same operations in the same order (``layout.order``)
 with numpy, one check at a time (each check vectorised over its edges, sums accumulated in
