@@ -28,7 +28,7 @@ from diqkd.kms.errors import KmeConfigError
 from diqkd.kms.identity import identity_protocol
 from diqkd.kms.store import KeyStore, default_data_dir
 
-__all__ = ["open_store", "serve", "server_ssl_context"]
+__all__ = ["open_store", "serve", "server_ssl_context", "write_ready_file"]
 
 log = logging.getLogger(__name__)
 #: GIL switch interval while serving (see :func:`serve`).
@@ -128,10 +128,13 @@ class _Server(uvicorn.Server):
             for sock in server.sockets or ():
                 port = int(sock.getsockname()[1])
                 break
-        _write_atomic(self._ready_file, f"{port}\n")
+        write_ready_file(self._ready_file, port)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_ready_file(path: Path, port: int) -> None:
+    """Write ``"<port>\n"`` to ``path`` atomically (a temporary file, then a rename), so that a
+    process polling for it never reads a partial line."""
+    text = f"{port}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

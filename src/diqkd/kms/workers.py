@@ -46,7 +46,7 @@ import uvicorn
 from diqkd.errors import KeyStoreError
 from diqkd.kms.app import create_app
 from diqkd.kms.config import KmeConfig
-from diqkd.kms.server import _write_atomic, open_store, run_server, uvicorn_config
+from diqkd.kms.server import open_store, run_server, uvicorn_config, write_ready_file
 
 __all__ = ["serve_workers"]
 
@@ -166,7 +166,7 @@ def serve_workers(
         failed = _await_ready(children, stopping)
         if not failed and not stopping.is_set():
             if ready_file is not None:
-                _write_atomic(ready_file, f"{bound_port}\n")
+                write_ready_file(ready_file, bound_port)
             log.info(
                 "KME %s serving with %d worker processes on port %d",
                 config.kme_id,
