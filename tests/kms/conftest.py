@@ -128,6 +128,14 @@ class KmePair:
     def url(self, kme: str) -> str:
         return str(self.deployment.url(kme))
 
+    def counts(self, site: str) -> dict[str, int]:
+        """``KeyStore.counts()`` of ``site``'s store, read through a store of its own."""
+        store = self.deployment.open_store(site)
+        try:
+            return dict(store.counts())
+        finally:
+            store.close()
+
     def http(self, sae: str, kme: str = "KME-A") -> Any:
         """An ``httpx.Client`` to ``kme`` with ``sae``'s client certificate (closed at teardown)."""
         import httpx

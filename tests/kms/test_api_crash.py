@@ -88,17 +88,9 @@ class _Load:
             t.join(timeout=30)
 
 
-def _counts(pair: KmePair, site: str) -> dict[str, int]:
-    store = pair.deployment.open_store(site)
-    try:
-        return dict(store.counts())
-    finally:
-        store.close()
-
-
 def _wait_synced(pair: KmePair, site: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
-    while _counts(pair, site)["unsynced"]:
+    while pair.counts(site)["unsynced"]:
         assert time.monotonic() < deadline, "the outbox was not re-sent"
         time.sleep(0.1)
 
@@ -115,7 +107,7 @@ def crash_pair(tmp_path: Path) -> Any:
 
 def test_kill_9_master_kme_under_load(crash_pair: KmePair) -> None:
     pair = crash_pair
-    initial = _counts(pair, "alice")
+    initial = pair.counts("alice")
     bits_per_key = 256
     with _Load(pair) as load:
         load.wait_for(150)
@@ -136,7 +128,7 @@ def test_kill_9_master_kme_under_load(crash_pair: KmePair) -> None:
     assert all(len(base64.b64decode(b)) == bits_per_key // 8 for _, b in delivered)
 
     _wait_synced(pair, "alice")
-    after = _counts(pair, "alice")
+    after = pair.counts("alice")
     allocated = after["delivered_to_master"]
     in_flight = allocated - len(delivered)
     # every allocated key reached its master, except those of requests cut by the kill and
@@ -145,7 +137,7 @@ def test_kill_9_master_kme_under_load(crash_pair: KmePair) -> None:
     # and the free bits are exactly what was not allocated: nothing lost, nothing reused
     assert after["free_bits"] == initial["free_bits"] - allocated * bits_per_key
     # the peer knows every allocated key (its ledger caught up through the outbox)
-    bob = _counts(pair, "bob")
+    bob = pair.counts("bob")
     assert bob["reserved"] == allocated
     assert bob["peer_bits"] == initial["free_bits"] - allocated * bits_per_key
     # every key a master got is fetchable by its slave exactly once
@@ -158,11 +150,11 @@ def test_kill_9_peer_kme_outbox_catches_up(crash_pair: KmePair) -> None:
         load.wait_for(100)
         pair.b.kill()  # the peer dies: A cannot confirm reservations any more
         time.sleep(1.0)
-        stuck = _counts(pair, "alice")["unsynced"]
+        stuck = pair.counts("alice")["unsynced"]
         refused = len(load.other_status)
         time.sleep(0.5)
         # while the peer is known to be down, A refuses before reserving: no key is spent
-        assert _counts(pair, "alice")["unsynced"] == stuck
+        assert pair.counts("alice")["unsynced"] == stuck
         assert len(load.other_status) > refused
         load.stop.set()
     assert set(load.other_status) <= {503}  # A refuses to reserve while its peer is down
@@ -170,8 +162,8 @@ def test_kill_9_peer_kme_outbox_catches_up(crash_pair: KmePair) -> None:
     assert stuck >= 1  # the reservations of the refused requests wait in the outbox
     pair.b.start()
     _wait_synced(pair, "alice")
-    bob = _counts(pair, "bob")
-    alice = _counts(pair, "alice")
+    bob = pair.counts("bob")
+    alice = pair.counts("alice")
     assert bob["reserved"] == alice["delivered_to_master"]
     fetch_all_once(pair, load.delivered)
 
@@ -193,9 +185,9 @@ def test_slave_pulls_a_reservation_whose_forwarding_was_lost(tmp_path: Path) -> 
         while master.post(f"{KEYS}/SAE-B/enc_keys", json={}).status_code != 503:
             assert time.monotonic() < deadline, "A never noticed that its peer is down"
             time.sleep(0.05)
-        assert _counts(pair, "alice")["unsynced"] >= 2
+        assert pair.counts("alice")["unsynced"] >= 2
         pair.b.start()
-        assert _counts(pair, "bob")["reserved"] == 0  # B knows nothing of A's reservations
+        assert pair.counts("bob")["reserved"] == 0  # B knows nothing of A's reservations
         # the slave asks B: B pulls the reservation from A and serves the same key, once
         fetch_all_once(pair, keys)
         # and the pull told A that its peer is back: A reserves again without waiting 300 s

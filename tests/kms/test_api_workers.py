@@ -56,14 +56,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _counts(pair: KmePair, site: str) -> dict[str, int]:
-    store = pair.deployment.open_store(site)
-    try:
-        return dict(store.counts())
-    finally:
-        store.close()
-
-
 def _load(pair: KmePair, per_client: int) -> list[tuple[str, str]]:
     """``CLIENTS`` threads, each with its own connection (spread over the workers)."""
     got: list[tuple[str, str]] = []
@@ -106,7 +98,7 @@ def test_two_workers_serve_distinct_keys_and_die_with_their_parent(workers_pair:
     workers = _children(parent)
     assert len(workers) >= WORKERS, workers  # (multiprocessing may add a helper process)
 
-    initial = _counts(pair, "alice")
+    initial = pair.counts("alice")
     keys = _load(pair, per_client=30)
     ids = [kid for kid, _ in keys]
     assert len(set(ids)) == len(ids) == CLIENTS * 30 * 2, "a key ID was handed out twice"
@@ -128,10 +120,10 @@ def test_two_workers_serve_distinct_keys_and_die_with_their_parent(workers_pair:
     fetch_all_once(pair, more)
 
     deadline = time.monotonic() + 30
-    while _counts(pair, "alice")["unsynced"]:
+    while pair.counts("alice")["unsynced"]:
         assert time.monotonic() < deadline, "the outbox was not re-sent"
         time.sleep(0.1)
-    alice, bob = _counts(pair, "alice"), _counts(pair, "bob")
+    alice, bob = pair.counts("alice"), pair.counts("bob")
     allocated = alice["delivered_to_master"]
     delivered = len(keys) + len(more)
     # every allocated key went to a master, or was reserved ahead by a worker (before or

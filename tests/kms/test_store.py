@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import stat
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -486,3 +487,56 @@ def test_open_default_creates_a_private_master_key(
     monkeypatch.setenv("DIQKD_MASTER_KEY_FILE", str(tmp_path / "missing.key"))
     with pytest.raises(KeyStoreError, match="cannot read the master key file"):
         KeyStore.open_default("alice", data_dir=tmp_path / "named")
+
+
+def test_unfetched_reservations_expire(
+    make_store: Callable[..., KeyStore], make_blocks: Blocks
+) -> None:
+    alice, bob = make_store("alice"), make_store("bob")
+    blocks = make_blocks(1, 4096, seed=31)
+    alice.import_blocks(blocks)
+    bob.import_blocks(blocks)
+    keys, res = alice.reserve(number=3, size_bits=256, master_sae="A", slave_saes=["B1", "B2"])
+    bob.accept_reservations(res)
+    bob.fetch_for_slave(key_ids=[keys[0].key_id], slave_sae="B1")  # one of two slaves
+    bob.fetch_for_slave(key_ids=[keys[1].key_id], slave_sae="B1")
+    bob.fetch_for_slave(key_ids=[keys[1].key_id], slave_sae="B2")  # both: erased already
+    assert bob.expire_reservations(older_than_s=3600) == 0  # nothing that old
+    assert bob.counts()["reserved"] == 1 and bob.counts()["delivered_to_slave"] == 1
+    time.sleep(0.05)  # the store's clock has millisecond resolution
+    assert bob.expire_reservations(older_than_s=0.01) == 2  # keys 0 (half fetched) and 2
+    counts = bob.counts()
+    assert (counts["erased"], counts["reserved"], counts["delivered_to_slave"]) == (3, 0, 0)
+    assert counts["peer_bits"] == 2048 - 3 * 256  # expired keys do not return to the pool
+    with pytest.raises(KeyNotFound, match="expired"):
+        bob.fetch_for_slave(key_ids=[keys[2].key_id], slave_sae="B1")
+    with pytest.raises(KeyNotFound, match="expired"):
+        bob.fetch_for_slave(key_ids=[keys[0].key_id], slave_sae="B2")
+    with pytest.raises(KeyNotFound, match="already delivered"):
+        bob.fetch_for_slave(key_ids=[keys[0].key_id], slave_sae="B1")
+    bob.accept_reservations(res)  # the peer sends them again: known IDs, no-op
+    assert bob.counts()["erased"] == 3 and bob.counts()["reserved"] == 0
+    assert bob.expire_reservations(older_than_s=0) == 0
+    # the master's site holds no copy and nothing of its own expires
+    assert alice.expire_reservations(older_than_s=0) == 0
+    assert alice.counts()["delivered_to_master"] == 3
+
+
+def test_expiry_works_in_batches_and_checks_its_arguments(
+    make_store: Callable[..., KeyStore], make_blocks: Blocks
+) -> None:
+    alice, bob = make_store("alice"), make_store("bob")
+    blocks = make_blocks(2, 4096, seed=32)
+    alice.import_blocks(blocks)
+    bob.import_blocks(blocks)
+    _, res = alice.reserve(number=7, size_bits=128, master_sae="A", slave_saes=["B"])
+    bob.accept_reservations(res)
+    time.sleep(0.05)
+    assert bob.expire_reservations(older_than_s=0.01, batch=3) == 7
+    assert bob.counts()["erased"] == 7
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(KeyStoreError, match="older_than_s"):
+            bob.expire_reservations(older_than_s=bad)
+    for batch in (0, True):
+        with pytest.raises(KeyStoreError, match="batch"):
+            bob.expire_reservations(older_than_s=1.0, batch=batch)

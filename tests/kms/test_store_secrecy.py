@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from diqkd.kms.store import KeyStore
 from diqkd.postproc.keys import KeyBlock
 
 Blocks = Callable[..., list[KeyBlock]]
+#: Erased bits and ciphertext of the first segment of bob's copy of the block.
+_BOB_SEGMENT_0 = text(
+    "SELECT s.erased_bits, s.sealed FROM kms_segments s "
+    "JOIN kms_blocks b ON b.id = s.block_pk WHERE b.site = 'bob' AND s.idx = 0"
+)
 
 
 def _segments(url: str, block_id: str) -> dict[int, tuple[int, int, int, bytes | None]]:
@@ -134,23 +140,31 @@ def test_slave_side_erases_after_delivery(
     engine = create_engine(store_url)
     try:
         with engine.connect() as conn:
-            erased, sealed = conn.execute(
-                text(
-                    "SELECT s.erased_bits, s.sealed FROM kms_segments s "
-                    "JOIN kms_blocks b ON b.id = s.block_pk "
-                    "WHERE b.site = 'bob' AND s.idx = 0"
-                )
-            ).one()
+            erased, sealed = conn.execute(_BOB_SEGMENT_0).one()
             assert erased == SEGMENT_BITS // 2 and sealed is not None
             bob.fetch_for_slave(key_ids=[keys[1].key_id], slave_sae="B")
-            erased, sealed = conn.execute(
-                text(
-                    "SELECT s.erased_bits, s.sealed FROM kms_segments s "
-                    "JOIN kms_blocks b ON b.id = s.block_pk "
-                    "WHERE b.site = 'bob' AND s.idx = 0"
-                )
-            ).one()
+            erased, sealed = conn.execute(_BOB_SEGMENT_0).one()
     finally:
         engine.dispose()
     assert erased == SEGMENT_BITS and sealed is None  # alice's half at bob: all delivered, gone
     assert bob.counts()["erased"] == 2
+
+
+def test_expired_reservations_are_erased_at_rest(
+    store_url: str, master_key: bytes, make_store: Callable[..., KeyStore], make_blocks: Blocks
+) -> None:
+    alice, bob = make_store("alice"), make_store("bob", key=bytes(range(32)))
+    [block] = make_blocks(1, 2 * SEGMENT_BITS, seed=24)
+    alice.import_blocks([block])
+    bob.import_blocks([block])
+    _, res = alice.reserve(number=2, size_bits=SEGMENT_BITS // 2, master_sae="A", slave_saes=["B"])
+    bob.accept_reservations(res)
+    time.sleep(0.05)
+    assert bob.expire_reservations(older_than_s=0.01) == 2
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            erased, sealed = conn.execute(_BOB_SEGMENT_0).one()
+    finally:
+        engine.dispose()
+    assert erased == SEGMENT_BITS and sealed is None  # no slave fetched them: gone all the same

@@ -14,7 +14,7 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,9 +84,15 @@ class Short(Exception):
     """Too few free bits were found (with SKIP LOCKED: maybe only for the moment)."""
 
 
+def stamp(moment: datetime) -> str:
+    """A UTC time as the store writes it: ISO 8601 with milliseconds and ``Z`` (fixed width,
+    so that the strings sort as the times do)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_utc() -> str:
-    """The current UTC time, ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time, as :func:`stamp` writes it."""
+    return stamp(datetime.now(UTC))
 
 
 def window(site: str, n_bits: int) -> tuple[int, int]:
@@ -402,6 +408,25 @@ def _check_no_overlap(conn: Connection, block_pk: int, new: list[Reservation]) -
             reach_end, reach_id, reach_new = end, kid, is_new
 
 
+def _open_by_block(
+    conn: Connection, ctx: Ctx, rows: Sequence[Any]
+) -> Iterator[tuple[list[Any], SegmentView]]:
+    """Key rows (with ``block_pk``, ``block_id``, ``offset_bits``, ``size_bits``) grouped by
+    block, in block order, each group with the opened segments its keys touch. On PostgreSQL
+    the block rows are locked first (they are the lock that guards their segments)."""
+    by_block: dict[int, list[Any]] = {}
+    for row in rows:
+        by_block.setdefault(row.block_pk, []).append(row)
+    if ctx.pg:
+        b = sch.blocks
+        conn.execute(
+            select(b.c.id).where(b.c.id.in_(sorted(by_block))).order_by(b.c.id).with_for_update()
+        ).all()
+    for block_pk, krows in sorted(by_block.items()):
+        spans = (i for r in krows for i in segment_span(r.offset_bits, r.size_bits))
+        yield krows, SegmentView(conn, ctx.sealer, block_pk, krows[0].block_id, spans)
+
+
 def fetch_tx(
     conn: Connection, ctx: Ctx, ids: Sequence[str], slave: str, master: str | None = None
 ) -> list[ServedKey]:
@@ -440,30 +465,18 @@ def fetch_tx(
                 f"key {kid} was not reserved by master SAE {master!r}: the caller was not named "
                 "as a slave SAE in an enc_keys call of that master"
             )
-        if row.state == sch.ERASED or slave in json.loads(row.delivered_to):
+        if slave in json.loads(row.delivered_to):
             raise KeyNotFound(
                 f"key {kid} was already delivered to SAE {slave!r}; keys are served once"
             )
-    if ctx.pg:  # the block rows are the lock that guards their segments
-        conn.execute(
-            select(b.c.id)
-            .where(b.c.id.in_(sorted({r.block_pk for r in rows.values()})))
-            .order_by(b.c.id)
-            .with_for_update()
-        ).all()
-    by_block: dict[int, list[Any]] = {}
-    for kid in ids:
-        by_block.setdefault(rows[kid].block_pk, []).append(rows[kid])
+        if row.state == sch.ERASED:
+            raise KeyNotFound(
+                f"key {kid} expired at this KME before SAE {slave!r} fetched it (its bits are "
+                "erased): ask the master SAE for a new key"
+            )
     now = now_utc()
     served: dict[str, ServedKey] = {}
-    for block_pk, krows in sorted(by_block.items()):
-        segs = SegmentView(
-            conn,
-            ctx.sealer,
-            block_pk,
-            krows[0].block_id,
-            (i for r in krows for i in segment_span(r.offset_bits, r.size_bits)),
-        )
+    for krows, segs in _open_by_block(conn, ctx, [rows[kid] for kid in ids]):
         updates = []
         for r in krows:
             served[r.key_id] = ServedKey(
@@ -496,6 +509,45 @@ def fetch_tx(
             updates,
         )
     return [served[kid] for kid in ids]
+
+
+def expire_tx(conn: Connection, ctx: Ctx, cutoff: str, limit: int) -> int:
+    """Erase the peer's reservations recorded here before ``cutoff`` that some slave has not
+    fetched (states ``reserved`` and ``delivered_to_slave``); at most ``limit`` keys.
+
+    The keys are locked in key-ID order, as :func:`fetch_tx` locks them, so that an expiry and
+    a fetch of the same keys wait for each other instead of deadlocking.
+    """
+    b, k = sch.blocks, sch.keys
+    query = (
+        select(k.c.key_id, k.c.block_pk, k.c.offset_bits, k.c.size_bits, b.c.block_id)
+        .join(b, b.c.id == k.c.block_pk)
+        .where(
+            k.c.site == ctx.site,
+            k.c.local.is_(False),
+            k.c.state.in_((sch.RESERVED, sch.DELIVERED_TO_SLAVE)),
+            k.c.created_utc < cutoff,
+        )
+        .order_by(k.c.key_id)
+        .limit(limit)
+    )
+    if ctx.pg:
+        query = query.with_for_update(of=k)
+    rows = conn.execute(query).all()
+    if not rows:
+        return 0
+    for krows, segs in _open_by_block(conn, ctx, rows):
+        for r in krows:
+            segs.erase(r.offset_bits, r.size_bits)
+        segs.flush(conn)
+    now = now_utc()
+    conn.execute(
+        update(k)
+        .where(k.c.site == bindparam("b_site"), k.c.key_id == bindparam("b_key_id"))
+        .values(state=sch.ERASED, updated_utc=now),
+        [{"b_site": ctx.site, "b_key_id": r.key_id} for r in rows],
+    )
+    return len(rows)
 
 
 def _local_reservations(

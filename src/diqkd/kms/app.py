@@ -14,6 +14,7 @@ and installs the error handling the specification asks for:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -37,7 +38,7 @@ from diqkd.kms.service import ApiError, KeyService
 from diqkd.kms.store import KeyStore
 from diqkd.kms.sync import PeerSync
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "expire_reservations_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,24 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
     return message, details
 
 
+async def expire_reservations_loop(runner: StoreRunner, ttl_s: float) -> None:
+    """Erase unfetched peer reservations older than ``ttl_s`` (``store.reservation_ttl_s``),
+    checking every ``ttl_s/10`` seconds (clipped to [1 s, 5 min]) until cancelled.
+
+    A failed pass (the database busy or away) is logged by error class and retried at the
+    next check; the service keeps running.
+    """
+    interval = min(max(ttl_s / 10.0, 1.0), 300.0)
+    while True:
+        try:
+            await runner.call(runner.store.expire_reservations, older_than_s=ttl_s)
+        except Exception as exc:  # a background pass must not end the loop
+            log.warning(
+                "reservation expiry failed (%s); next try in %.0f s", type(exc).__name__, interval
+            )
+        await asyncio.sleep(interval)
+
+
 def create_app(
     config: KmeConfig,
     store: KeyStore,
@@ -229,9 +248,14 @@ def create_app(
         gc.freeze()
         if peer_sync is not None:
             await peer_sync.start()
+        ttl = config.store.reservation_ttl_s
+        expiry = asyncio.create_task(expire_reservations_loop(runner, ttl)) if ttl > 0 else None
         try:
             yield
         finally:
+            if expiry is not None:
+                expiry.cancel()
+                await asyncio.gather(expiry, return_exceptions=True)
             if peer_sync is not None:
                 await peer_sync.close()
             runner.shutdown()

@@ -120,6 +120,15 @@ class StoreConfig(_Frozen):
     data_dir: Path | None = Field(None, description="data directory of the default store")
     master_key_file: Path | None = Field(None, description="file holding the 32-byte master key")
     master_key_env: str | None = Field(None, description="environment variable with the key")
+    reservation_ttl_s: float = Field(
+        86_400.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "erase the peer's reservations that a slave SAE has not fetched after this many "
+            "seconds (0: never)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> StoreConfig:

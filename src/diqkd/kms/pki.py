@@ -184,12 +184,14 @@ def kme_config_toml(
     log_level: str = "warning",
     server: dict[str, int] | None = None,
     peer_options: dict[str, float] | None = None,
+    store_options: dict[str, float] | None = None,
 ) -> str:
     """Text of a KME config for a certificate folder written by :func:`write_test_pki`.
 
     Paths are relative to that folder; ``sae_kme`` maps SAE IDs (= certificate CNs) to the KME
     they are attached to; ``limits`` overrides entries of ``[limits]``, ``server`` adds entries
-    to ``[server]``, ``peer_options`` to ``[peer]`` (e.g. ``retry_interval_s``).
+    to ``[server]``, ``peer_options`` to ``[peer]`` (e.g. ``retry_interval_s``), ``store_options``
+    to ``[store]`` (e.g. ``reservation_ttl_s``).
     """
     lim = {
         "key_size": 256,
@@ -222,6 +224,7 @@ def kme_config_toml(
     ]
     if data_dir is not None:
         lines.append(f"data_dir = {_q(data_dir)}")
+    lines += [f"{name} = {value}" for name, value in (store_options or {}).items()]
     lines += [
         "",
         "[peer]",

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -399,6 +401,44 @@ class KeyStore:
         result = self._tx(lambda conn: ops.fetch_tx(conn, self._ctx, ids, slave, master))
         log.info("%s key store: delivered %d key(s) to a slave SAE", self._site, len(result))
         return result
+
+    def expire_reservations(self, *, older_than_s: float, batch: int = 1000) -> int:
+        """Erase the peer's reservations that waited here longer than ``older_than_s`` seconds.
+
+        A key the master SAE got but that not every slave SAE has fetched within the time
+        would otherwise stay at this site for good. Its bits are erased exactly as after the
+        last slave's fetch, and the key moves to ``erased``. A later fetch raises
+        :class:`KeyNotFound` ("expired"), and the same reservation sent again is a no-op (the
+        key ID is known). Only the peer's reservations are affected. This site's own keys were
+        erased when its master SAE got them, and free bits do not expire. The age counts from
+        when the reservation was recorded here. The work is done in transactions of at most
+        ``batch`` keys.
+
+        Returns
+        -------
+        int
+            Keys erased.
+
+        Raises
+        ------
+        KeyStoreError
+            If ``older_than_s`` is not a finite number ≥ 0 or ``batch`` is not ≥ 1.
+        """
+        age = float(older_than_s)
+        if not math.isfinite(age) or age < 0:
+            raise KeyStoreError(f"older_than_s must be a finite number ≥ 0, got {older_than_s!r}")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise KeyStoreError(f"batch must be an int ≥ 1, got {batch!r}")
+        cutoff = ops.stamp(datetime.now(UTC) - timedelta(seconds=age))
+        total = 0
+        while True:
+            done = self._tx(lambda conn: ops.expire_tx(conn, self._ctx, cutoff, batch))
+            total += done
+            if done < batch:
+                break
+        if total:
+            log.info("%s key store: %d unfetched reservation(s) expired", self._site, total)
+        return total
 
     # ------------------------------------------------------------------------ outbox
 

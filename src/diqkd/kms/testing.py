@@ -95,6 +95,7 @@ def make_deployment(
     log_level: str = "warning",
     server: Mapping[str, int] | None = None,
     peer_options: Mapping[str, float] | None = None,
+    store_options: Mapping[str, float] | None = None,
 ) -> Deployment:
     """Write a PKI and configs of two KMEs on free loopback ports under ``root``.
 
@@ -126,6 +127,7 @@ def make_deployment(
                 log_level=log_level,
                 server=dict(server or {}),
                 peer_options=dict(peer_options or {}),
+                store_options=dict(store_options or {}),
             ),
             encoding="utf-8",
         )
