@@ -130,9 +130,9 @@ def test_bad_code_arguments_raise(n: int, k: int, seed: int) -> None:
     "name",
     [
         "",
-        "peg-bsc26:n=1000:k=3:seed=0",
+        "pegforest-bsc26:n=1000:k=3:seed=0",
         "other:n=1000:k=3:seed=0:p=0",
-        "peg-bsc26:n=1000:k=99:seed=0:p=0",
+        "pegforest-bsc26:n=1000:k=99:seed=0:p=0",
         "peg-ellab09:n=1000:k=3:seed=0:p=0",  # format-1 codes (degree-2 cap, ascending PEG order)
     ],
 )
@@ -383,7 +383,7 @@ def test_malformed_messages_abort() -> None:
     with pytest.raises(ProtocolAbort):  # code for another frame length
         bob.handle(
             SyndromeMessage(
-                code_id="peg-bsc26:n=2000:k=3:seed=0:p=0", syndrome=np.zeros(9, np.uint8)
+                code_id="pegforest-bsc26:n=2000:k=3:seed=0:p=0", syndrome=np.zeros(9, np.uint8)
             )
         )
     alice = LdpcAlice(key, 0.03)

@@ -1,0 +1,136 @@
+"""The forest construction: exact degrees, simple graph, cycle-free degree-2 part, repeatable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+import diqkd.postproc._ldpc_codes as codes
+from diqkd.postproc._ldpc_codes import FAMILY, build_code, ladder, variable_degrees
+from diqkd.postproc._ldpc_forest import forest_graph
+
+
+def _edges(ptr: NDArray[np.int64], var: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
+    rows = np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
+    return rows, var.astype(np.int64)
+
+
+def _degree_two_cycles(ptr: NDArray[np.int64], var: NDArray[np.int64], n: int) -> int:
+    """Independent cycles among the degree-2 variables (edges − vertices + components)."""
+    rows, cols = _edges(ptr, var)
+    deg = np.bincount(cols, minlength=n)
+    two = deg[cols] == 2
+    order = np.argsort(cols[two], kind="stable")
+    checks = rows[two][order].reshape(-1, 2)  # the two checks of each degree-2 variable
+    parent = list(range(ptr.size - 1))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    cycles = 0
+    for a, b in checks.tolist():
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            cycles += 1
+        else:
+            parent[ra] = rb
+    return cycles
+
+
+def _check_graph(var_deg: NDArray[np.int64], m: int, seed: int) -> NDArray[np.int64]:
+    graph = forest_graph(var_deg, m, seed)
+    assert graph is not None
+    ptr, var = graph
+    n = var_deg.size
+    rows, cols = _edges(ptr, var)
+    assert np.array_equal(np.bincount(cols, minlength=n), var_deg)  # degrees exactly
+    cdeg = np.diff(ptr)
+    assert cdeg.max() - cdeg.min() <= 1  # concentrated checks
+    assert np.unique(rows * n + cols).size == rows.size  # no multi-edge
+    for c in range(m):  # each check's variables ascending
+        assert np.all(np.diff(var[ptr[c] : ptr[c + 1]]) > 0)
+    return ptr
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(20, 80),
+    ratio=st.floats(1.5, 6.0),
+    two_share=st.floats(0.0, 0.6),
+    seed=st.integers(0, 2**63 - 1),
+)
+def test_property_degrees_exact_graph_simple(
+    m: int, ratio: float, two_share: float, seed: int
+) -> None:
+    # code-like shapes (n > M, degrees ≤ M/2); in tiny or saturated graphs (M = 4 with
+    # degree-4 variables) the random repair may find no simple graph and returns None,
+    # which the construction reports; it is used from 10⁵ key bits
+    rng = np.random.default_rng(seed % 2**32)
+    n = int(ratio * m)
+    two = int(two_share * n)
+    high = rng.integers(3, min(m // 2, 12) + 1, n - two)
+    _check_graph(np.concatenate([np.full(two, 2), high]).astype(np.int64), m, seed)
+
+
+def test_degree_two_part_is_a_forest_when_it_fits() -> None:
+    n, m = 30_000, 6_000
+    var_deg = variable_degrees(n, m, FAMILY[0.8], FAMILY[0.8].cap_two)
+    n_two = int(np.count_nonzero(var_deg == 2))
+    assert n_two < m  # the design keeps n₂ ≤ M
+    ptr = _check_graph(var_deg, m, 7)
+    assert _degree_two_cycles(ptr, forest_graph(var_deg, m, 7)[1], n) == 0  # type: ignore[index]
+
+
+def test_more_degree_two_nodes_than_checks_still_build() -> None:
+    # n₂ ≥ M: a forest holds at most M − 1 of them, the rest join the random part
+    m = 500
+    var_deg = np.concatenate([np.full(800, 2), np.full(700, 4)]).astype(np.int64)
+    graph = forest_graph(var_deg, m, 3)
+    assert graph is not None
+    ptr, var = graph
+    _check_graph(var_deg, m, 3)
+    assert _degree_two_cycles(ptr, var, var_deg.size) >= 800 - (m - 1)
+
+
+def test_same_seed_same_graph_other_seed_other_graph() -> None:
+    var_deg = variable_degrees(5000, 1200, FAMILY[0.75])
+    a, b, c = (forest_graph(var_deg, 1200, s) for s in (11, 11, 12))
+    assert a is not None and b is not None and c is not None
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_long_keys_get_the_forest_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    # from FOREST_MIN_KEY_BITS the mother code is a forest graph, below it PEG (girth ≥ 6)
+    monkeypatch.setattr(codes, "FOREST_MIN_KEY_BITS", 20_000)
+    monkeypatch.delenv(codes.CACHE_ENV, raising=False)  # build, never load a cached code
+    build_code.cache_clear()
+    try:
+        long_code = build_code(20_000, 40, 5)
+        short_code = build_code(19_999, 40, 5)
+    finally:
+        build_code.cache_clear()
+    m, d, rate = ladder(20_000, 40)
+    var_deg = variable_degrees(20_000 + d, m, FAMILY[rate], FAMILY[rate].cap_two)
+    # the code's degrees are a permutation of var_deg (degree-2 first, the rest shuffled)
+    graph = forest_graph(
+        np.bincount(long_code.check_var, minlength=long_code.n).astype(np.int64), m, 5
+    )
+    assert graph is not None
+    assert np.array_equal(graph[0], long_code.check_ptr)
+    assert np.array_equal(graph[1], long_code.check_var)
+    assert np.array_equal(np.sort(np.bincount(long_code.check_var)), np.sort(var_deg))
+    assert not np.array_equal(
+        forest_graph(
+            np.bincount(short_code.check_var, minlength=short_code.n).astype(np.int64),
+            short_code.m,
+            5,
+        )[1],  # type: ignore[index]
+        short_code.check_var,
+    )
