@@ -8,7 +8,9 @@ estimate, as in the literature's efficiency figures):
 * **FER one-shot**: frames whose first decoding (before any blind step) fails or is wrong;
   **FER final**: frames unconverged or wrong at the end (what verification would reject),
   with its one-sided 95 % Clopper–Pearson upper bound (0 failures in N frames bound the FER
-  by ≈ 3/N: a 10⁻³ claim needs ≳ 3000 frames);
+  by ≈ 3/N: a 10⁻³ claim needs ≳ 3000 frames); each final failure is reported on stderr
+  (frame index, and whether Bob converged to a wrong word or not at all; ``failed_frames``
+  in ``--json``);
 * **throughput**: Mbit of key per second of Bob's first decoding (one thread, JIT and code
   construction excluded), and of the whole protocol (both parties, every blind step);
 * **peer**: ``ldpc`` (Roffe et al., PyPI ``ldpc`` ≥ 2, C++) ``BpDecoder`` with
@@ -31,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +116,7 @@ def run_frame(
         "leak": ledger.leaked_bits,
         "first_ok": bob.converged_first and ok,
         "final_ok": ok,
+        "converged": bob.converged,
         "reveal_rounds": bob.reveal_rounds,
         "t_bob": t_bob,
         "t_total": t_total,
@@ -168,6 +172,7 @@ def bench(
     build_code(n, rung, seed)
     t_build = time.perf_counter() - t0
     leaks, first_fail, final_fail, rounds, its = [], 0, 0, [], []
+    failed: list[dict[str, Any]] = []
     t_bob = t_total = t_peer = t_ours_final = 0.0
     peer_fail = peer_done = its_peer = its_ours_final = 0
     for frame in range(frames + 1):  # frame 0: JIT warm-up
@@ -197,6 +202,10 @@ def bench(
         leaks.append(res["leak"])
         first_fail += not res["first_ok"]
         final_fail += not res["final_ok"]
+        if not res["final_ok"]:  # say which frame and how, so that it can be replayed
+            how = "converged to a wrong word" if res["converged"] else "did not converge"
+            failed.append({"frame": frame, "failure": how})
+            print(f"n={n} Q={qber} seed={seed}: frame {frame} {how}", file=sys.stderr, flush=True)
         rounds.append(res["reveal_rounds"])
         its.append(res["iterations"])
         t_bob += res["t_bob"]
@@ -220,6 +229,7 @@ def bench(
         "fer_one_shot": first_fail / frames,
         "fer_final": final_fail / frames,
         "fer_final_upper95": fer_upper(final_fail, frames),
+        "failed_frames": failed,
         "blind_steps_mean": float(np.mean(rounds)),
         "iterations_mean": float(np.mean(its)),
         "ours_bob_mbit_s": n * frames / t_bob / 1e6,
