@@ -7,14 +7,25 @@ import math
 import pytest
 
 from diqkd.errors import ReconciliationError
+from diqkd.postproc._ldpc_codes import (
+    ELKOUSS_2009,
+    FAMILY,
+    FOREST_RUNGS,
+    LADDER_BASE,
+    LADDER_RATIO,
+    LADDER_TOP,
+    SPECIAL_FRACTION,
+)
 from diqkd.postproc._ldpc_design import (
     DESIGNED,
+    MAX_EVOLVE_DEGREE,
     MAX_VAR_DEGREE,
     check_rate,
     concentrated_rho,
     converges,
     design_rate,
     evolve,
+    rung_threshold_efficiency,
 )
 
 
@@ -75,5 +86,29 @@ def test_evolve_reports_and_validates() -> None:
     assert res.per_degree[:, 3] == pytest.approx(res.errors[1:], rel=1e-6, abs=1e-12)
     with pytest.raises(ReconciliationError):
         evolve({3: 1.0}, {6: 1.0}, 0.6)
+    with pytest.raises(ReconciliationError):  # the designs' (and recording's) limit
+        evolve({MAX_VAR_DEGREE + 1: 1.0}, {6: 1.0}, 0.05, record=True)
     with pytest.raises(ReconciliationError):
-        evolve({MAX_VAR_DEGREE + 1: 1.0}, {6: 1.0}, 0.05)
+        evolve({MAX_EVOLVE_DEGREE + 1: 1.0}, {6: 1.0}, 0.05)
+
+
+@pytest.mark.slow
+def test_a_forest_rung_entry_has_its_threshold() -> None:
+    # FOREST_RUNGS[61] (Table I 0.5's λ with its spread ρ scaled to the rung) was chosen by
+    # this very computation: it reproduces the tabulated f* and beats the concentrated one
+    rate, spread, f_star = FOREST_RUNGS[61]
+    assert spread
+    assert rung_threshold_efficiency(61, rate, spread) == pytest.approx(f_star, abs=5e-5)
+    assert rung_threshold_efficiency(61, rate, False) > f_star + 0.003
+
+
+def test_forest_rung_table_is_well_formed() -> None:
+    assert len(FOREST_RUNGS) == LADDER_TOP + 1
+    for k, (rate, spread, f_star) in enumerate(FOREST_RUNGS):
+        assert rate in FAMILY and 1.0 < f_star < 1.3
+        m = LADDER_BASE * LADDER_RATIO**k
+        r_k = 1.0 - m / (1.0 + SPECIAL_FRACTION * m)
+        assert rate in sorted(FAMILY, key=lambda r: (abs(r - r_k), r))[:3]  # a near rate
+        if spread:  # only Table I entries with a spread ρ
+            rho = ELKOUSS_2009[rate].rho
+            assert FAMILY[rate].rho == rho and max(rho) - min(rho) > 1

@@ -9,7 +9,17 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import diqkd.postproc._ldpc_codes as codes
-from diqkd.postproc._ldpc_codes import FAMILY, build_code, ladder, variable_degrees
+from diqkd.errors import ReconciliationError
+from diqkd.postproc._ldpc_codes import (
+    ELKOUSS_2009,
+    FAMILY,
+    FOREST_RUNGS,
+    build_code,
+    check_degrees,
+    ladder,
+    rung_degrees,
+    variable_degrees,
+)
 from diqkd.postproc._ldpc_forest import forest_graph
 
 
@@ -43,15 +53,20 @@ def _degree_two_cycles(ptr: NDArray[np.int64], var: NDArray[np.int64], n: int) -
     return cycles
 
 
-def _check_graph(var_deg: NDArray[np.int64], m: int, seed: int) -> NDArray[np.int64]:
-    graph = forest_graph(var_deg, m, seed)
+def _check_graph(
+    var_deg: NDArray[np.int64], m: int, seed: int, check_deg: NDArray[np.int64] | None = None
+) -> NDArray[np.int64]:
+    graph = forest_graph(var_deg, m, seed, check_deg)
     assert graph is not None
     ptr, var = graph
     n = var_deg.size
     rows, cols = _edges(ptr, var)
     assert np.array_equal(np.bincount(cols, minlength=n), var_deg)  # degrees exactly
     cdeg = np.diff(ptr)
-    assert cdeg.max() - cdeg.min() <= 1  # concentrated checks
+    if check_deg is None:
+        assert cdeg.max() - cdeg.min() <= 1  # concentrated checks
+    else:
+        assert np.array_equal(cdeg, check_deg)  # the degrees asked for
     assert np.unique(rows * n + cols).size == rows.size  # no multi-edge
     for c in range(m):  # each check's variables ascending
         assert np.all(np.diff(var[ptr[c] : ptr[c + 1]]) > 0)
@@ -106,21 +121,24 @@ def test_same_seed_same_graph_other_seed_other_graph() -> None:
     assert not np.array_equal(a[1], c[1])
 
 
-def test_long_keys_get_the_forest_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("rung", [40, 56])  # concentrated checks; Table I 0.6's spread ρ
+def test_long_keys_get_the_forest_construction(monkeypatch: pytest.MonkeyPatch, rung: int) -> None:
     # from FOREST_MIN_KEY_BITS the mother code is a forest graph, below it PEG (girth ≥ 6)
     monkeypatch.setattr(codes, "FOREST_MIN_KEY_BITS", 20_000)
     monkeypatch.delenv(codes.CACHE_ENV, raising=False)  # build, never load a cached code
     build_code.cache_clear()
     try:
-        long_code = build_code(20_000, 40, 5)
-        short_code = build_code(19_999, 40, 5)
+        long_code = build_code(20_000, rung, 5)
+        short_code = build_code(19_999, rung, 5)
     finally:
         build_code.cache_clear()
-    m, d, rate = ladder(20_000, 40)
-    var_deg = variable_degrees(20_000 + d, m, FAMILY[rate], FAMILY[rate].cap_two)
+    m, _, rate = ladder(20_000, rung)
+    assert rate == FOREST_RUNGS[rung][0] and long_code.rate == rate
+    var_deg, checks = rung_degrees(20_000, rung, rate, FOREST_RUNGS[rung][1])
+    assert (checks is not None) == (rung == 56)
     # the code's degrees are a permutation of var_deg (degree-2 first, the rest shuffled)
     graph = forest_graph(
-        np.bincount(long_code.check_var, minlength=long_code.n).astype(np.int64), m, 5
+        np.bincount(long_code.check_var, minlength=long_code.n).astype(np.int64), m, 5, checks
     )
     assert graph is not None
     assert np.array_equal(graph[0], long_code.check_ptr)
@@ -134,3 +152,57 @@ def test_long_keys_get_the_forest_construction(monkeypatch: pytest.MonkeyPatch) 
         )[1],  # type: ignore[index]
         short_code.check_var,
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    table=st.sampled_from(sorted(ELKOUSS_2009)),
+    m=st.integers(10, 5000),
+    mean=st.floats(2.5, 60.0),
+)
+def test_property_check_degrees_keep_sum_and_shape(table: float, m: int, mean: float) -> None:
+    edges = int(mean * m)
+    degs = check_degrees(m, edges, ELKOUSS_2009[table].rho)
+    assert degs.shape == (m,) and int(degs.sum()) == edges
+    assert degs.min() >= 2 and np.all(np.diff(degs) >= 0)
+
+
+def test_check_degrees_follow_the_table_shape() -> None:
+    # Table I rate 0.6: checks of degree 10, 13, 18, 19 (node fractions 21/38/45/6 % of the
+    # ones above 10⁻³ of the edges); at its own mean check degree the shape is unchanged
+    rho = ELKOUSS_2009[0.6].rho
+    kept = {d: w for d, w in rho.items() if w >= 1e-3}
+    nodes = {d: w / d for d, w in kept.items()}
+    mean = sum(nodes.values()) ** -1 * sum(kept.values())
+    m = 100_000
+    degs = check_degrees(m, round(mean * m), rho)
+    values, counts = np.unique(degs, return_counts=True)
+    assert set(values.tolist()) <= {9, 10, 11, 12, 13, 14, 17, 18, 19, 20}
+    total = sum(nodes.values())
+    for d in (10, 13, 18):
+        assert counts[values == d][0] / m == pytest.approx(nodes[d] / total, abs=0.01)
+
+
+def test_spread_checks_exact_simple_and_a_forest() -> None:
+    n, m = 40_000, 16_000  # rate 0.6: n₂ ≈ 0.81·M
+    var_deg = variable_degrees(n, m, FAMILY[0.6], FAMILY[0.6].cap_two)
+    check_deg = check_degrees(m, int(var_deg.sum()), ELKOUSS_2009[0.6].rho)
+    assert check_deg.max() - check_deg.min() > 5
+    ptr = _check_graph(var_deg, m, 9, check_deg)
+    graph = forest_graph(var_deg, m, 9, check_deg)
+    assert graph is not None
+    assert _degree_two_cycles(ptr, graph[1], n) == 0
+    # the degree-2 variables sit on checks in proportion to their sockets, as in the
+    # configuration model: the mean degree of their checks is the edge-weighted mean
+    rows, cols = _edges(*graph)
+    on_two = np.diff(ptr)[rows[var_deg[cols] == 2]]
+    edge_mean = float((check_deg.astype(float) ** 2).sum() / check_deg.sum())
+    assert on_two.mean() == pytest.approx(edge_mean, rel=0.02)
+
+
+def test_bad_check_degrees_are_refused() -> None:
+    var_deg = np.full(100, 3, dtype=np.int64)
+    zero = np.concatenate([[0, 20], np.full(28, 10)])  # the right sum, a degree-0 check
+    for bad in (np.full(30, 11), np.full(31, 10), zero):
+        with pytest.raises(ReconciliationError, match="check degrees"):
+            forest_graph(var_deg, 30, 1, bad.astype(np.int64))

@@ -46,23 +46,34 @@ Codes form a ladder indexed by ``k``: for a key of ``n_key`` bits, rung ``k`` ha
 ``·M_k⌉`` extra *special* symbols that are not key bits, length ``N_k = n_key + d_k``, and the
 variable-degree distribution of the :data:`FAMILY` rate nearest to ``1 − M_k/N_k`` (clipped to
 [0.5, 0.95]). From :data:`FOREST_MIN_KEY_BITS` (10⁶) key bits ``H`` is a random graph whose
-degree-2 part is a forest (:mod:`~diqkd.postproc._ldpc_forest`): measured on the mother codes,
-it decodes 1–3 % closer to the ensemble's threshold than PEG at 10⁵ and 10⁶ (at 10⁶, rung 60
-decodes at ``f = 1.02`` against PEG's 1.05; measurements in that module), and it builds in
-seconds instead of minutes. Shorter keys get a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`),
-whose girth matters there; the rest of this section is about PEG. It places the degree-2
-variables first and the others in a public pseudo-random order. Hu et al. process all of them by
-ascending degree; with the lowest-degree check rule that spreads each degree class evenly over the
-checks (every check gets the same number of edges from degree-2 nodes, and so on), a structured
-ensemble unlike the one Table I was optimised for: measured at ``n = 2·10⁵``, rate 0.7 (threshold
-``p* = 0.0504``), ascending order decodes at ``Q = 0.046`` but not at 0.048 (1000 iterations),
-random order decodes at 0.049; at ``n = 10⁶`` the rate-adapted codes of the ascending order (family
-``peg-ellab09``) needed ``f ≈ 1.09–1.13`` at QBER 5–8 % where density evolution of their measured
-ensemble gives ``f* ≈ 1.05``. The degree-2 nodes still go first: placed at random among the others
-they form short cycles (low-weight codewords; a frame at ``n = 10⁵``, QBER 8 % needed ``f = 1.9``),
-placed first they form a forest as far as ``n₂ < M`` allows. The specials serve the rate adaptation
-of Elkouss, Martinez-Mateo, Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec.
-3.1 (puncturing and shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured*
+degree-2 part is a forest (:mod:`~diqkd.postproc._ldpc_forest`): measured on the mother codes, it
+decodes 1–3 % closer to the ensemble's threshold than PEG at 10⁵ and 10⁶ (at 10⁶, rung 60 decodes
+at ``f = 1.02`` against PEG's 1.05; measurements in that module), and it builds in seconds instead
+of minutes. Because it takes any check degrees, each rung of the forest construction has its own
+ensemble (:data:`FOREST_RUNGS`): the ``λ`` of one of the three family rates nearest to the rung's
+rate, with concentrated checks or, for Table I's entries whose ``ρ`` is spread (rates 0.50, 0.60,
+0.65), with that ``ρ`` scaled to the rung's mean check degree (:func:`check_degrees`), whichever
+has the best density-evolution threshold efficiency ``f*`` of the ensemble as built
+(:func:`diqkd.postproc._ldpc_design.rung_threshold_efficiency`); the nearest rate with concentrated
+checks is kept unless another wins by more than 0.003. Why: a table's ``λ`` is optimised with its
+``ρ``, and concentrating the checks costs threshold (Table I's rate 0.6 at the 8 % rung, ``R =
+0.579``: ``f*`` 1.053 concentrated, 1.029 spread); and a rung between design rates may do better
+with a neighbour's ``λ`` (the 5 % rung, ``R = 0.698``: rate 0.7's ``λ`` 1.047, rate 0.65's 1.042).
+Measured at ``n = 10⁶`` (4 frames): ``f`` 1.063 → 1.043 at QBER 8 % and 1.058 → 1.043 at 5 %
+(benchmarks/README.md). Shorter keys get a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`), whose
+girth matters there; the rest of this section is about PEG. It places the degree-2 variables first
+and the others in a public pseudo-random order. Hu et al. process all of them by ascending degree;
+with the lowest-degree check rule that spreads each degree class evenly over the checks (every
+check gets the same number of edges from degree-2 nodes, and so on), a structured ensemble unlike
+the one Table I was optimised for: measured at ``n = 2·10⁵``, rate 0.7 (threshold ``p* = 0.0504``),
+ascending order decodes at ``Q = 0.046`` but not at 0.048 (1000 iterations), random order decodes
+at 0.049; at ``n = 10⁶`` the rate-adapted codes of the ascending order (family ``peg-ellab09``)
+needed ``f ≈ 1.09–1.13`` at QBER 5–8 % where density evolution of their measured ensemble gives
+``f* ≈ 1.05``. The degree-2 nodes still go first: placed at random among the others they form short
+cycles (low-weight codewords; a frame at ``n = 10⁵``, QBER 8 % needed ``f = 1.9``), placed first
+they form a forest as far as ``n₂ < M`` allows. The specials serve the rate adaptation of Elkouss,
+Martinez-Mateo, Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec. 3.1
+(puncturing and shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured*
 (unknown to Bob), the other ``s = d − p`` *shortened* (value 0, known to both). Punctured symbols
 are chosen *untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for irregular
 low-density parity-check codes", arXiv:1103.6149): no check touches two specials, so each punctured
@@ -99,6 +110,7 @@ __all__ = [
     "ELKOUSS_2009",
     "FAMILY",
     "FOREST_MIN_KEY_BITS",
+    "FOREST_RUNGS",
     "LADDER_BASE",
     "LADDER_RATIO",
     "LADDER_TOP",
@@ -107,8 +119,10 @@ __all__ = [
     "DegreeDistribution",
     "MotherCode",
     "build_code",
+    "check_degrees",
     "ladder",
     "parse_code_id",
+    "rung_degrees",
     "variable_degrees",
 ]
 
@@ -256,13 +270,93 @@ SHUFFLE_MIN_KEY_BITS = 100_000
 #: but they have 4-cycles, and at 10⁵ one frame in 3000 (QBER 2 %) converged to a wrong word;
 #: below 10⁶ PEG stays until that is fixed (measurements in that module).
 FOREST_MIN_KEY_BITS = 1_000_000
+#: Per rung ``k`` of the forest construction: the :data:`FAMILY` rate whose ``λ`` it uses,
+#: whether its checks follow that rate's Table I ``ρ`` (:func:`check_degrees`) instead of being
+#: concentrated, and the ensemble's density-evolution threshold efficiency ``f*``
+#: (:func:`diqkd.postproc._ldpc_design.forest_rung_table`, which regenerates it).
+FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
+    (0.925, False, 1.1740),  # 0: R 0.950; nearest 0.95 f* 1.2234
+    (0.925, False, 1.1672),  # 1: R 0.948; nearest 0.95 f* 1.2165
+    (0.925, False, 1.1604),  # 2: R 0.946; nearest 0.95 f* 1.2090
+    (0.925, False, 1.1530),  # 3: R 0.944; nearest 0.95 f* 1.2017
+    (0.925, False, 1.1465),  # 4: R 0.942; nearest 0.95 f* 1.1944
+    (0.925, False, 1.1393),  # 5: R 0.940; nearest 0.95 f* 1.1880
+    (0.925, False, 1.1329),  # 6: R 0.937
+    (0.925, False, 1.1267),  # 7: R 0.935
+    (0.925, False, 1.1218),  # 8: R 0.932
+    (0.925, False, 1.1217),  # 9: R 0.930
+    (0.925, False, 1.1222),  # 10: R 0.927
+    (0.925, False, 1.1227),  # 11: R 0.924
+    (0.925, False, 1.1232),  # 12: R 0.921
+    (0.925, False, 1.1244),  # 13: R 0.918
+    (0.925, False, 1.1262),  # 14: R 0.914
+    (0.925, False, 1.1267),  # 15: R 0.911; nearest 0.9 f* 1.1368
+    (0.925, False, 1.1279),  # 16: R 0.908; nearest 0.9 f* 1.1312
+    (0.9, False, 1.1257),  # 17: R 0.904
+    (0.9, False, 1.1209),  # 18: R 0.900
+    (0.85, False, 1.1097),  # 19: R 0.896; nearest 0.9 f* 1.1162
+    (0.85, False, 1.1048),  # 20: R 0.892; nearest 0.9 f* 1.1123
+    (0.85, False, 1.0994),  # 21: R 0.888; nearest 0.9 f* 1.1121
+    (0.85, False, 1.0946),  # 22: R 0.884; nearest 0.9 f* 1.1144
+    (0.85, False, 1.0893),  # 23: R 0.879; nearest 0.9 f* 1.1142
+    (0.85, False, 1.0842),  # 24: R 0.874
+    (0.85, False, 1.0806),  # 25: R 0.869
+    (0.85, False, 1.0746),  # 26: R 0.864
+    (0.85, False, 1.0701),  # 27: R 0.859
+    (0.85, False, 1.0652),  # 28: R 0.853
+    (0.85, False, 1.0661),  # 29: R 0.848
+    (0.85, False, 1.0689),  # 30: R 0.842
+    (0.8, False, 1.0641),  # 31: R 0.836; nearest 0.85 f* 1.0726
+    (0.8, False, 1.0588),  # 32: R 0.829; nearest 0.85 f* 1.0769
+    (0.8, False, 1.0542),  # 33: R 0.822
+    (0.8, False, 1.0486),  # 34: R 0.816
+    (0.8, False, 1.0437),  # 35: R 0.808
+    (0.8, False, 1.0401),  # 36: R 0.801
+    (0.8, False, 1.0401),  # 37: R 0.793
+    (0.8, False, 1.0445),  # 38: R 0.785
+    (0.75, False, 1.0427),  # 39: R 0.777; nearest 0.8 f* 1.0480
+    (0.75, False, 1.0388),  # 40: R 0.768
+    (0.75, False, 1.0333),  # 41: R 0.759
+    (0.75, False, 1.0299),  # 42: R 0.750
+    (0.75, False, 1.0337),  # 43: R 0.741
+    (0.75, False, 1.0405),  # 44: R 0.731
+    (0.7, False, 1.0461),  # 45: R 0.720
+    (0.7, False, 1.0435),  # 46: R 0.710
+    (0.65, False, 1.0418),  # 47: R 0.698; nearest 0.7 f* 1.0473
+    (0.65, False, 1.0351),  # 48: R 0.687; nearest 0.7 f* 1.0533
+    (0.65, False, 1.0274),  # 49: R 0.675
+    (0.6, False, 1.0211),  # 50: R 0.663; nearest 0.65 f* 1.0331
+    (0.6, False, 1.0256),  # 51: R 0.650; nearest 0.65 f* 1.0381
+    (0.6, False, 1.0292),  # 52: R 0.637; nearest 0.65 f* 1.0463
+    (0.6, False, 1.0329),  # 53: R 0.623
+    (0.6, True, 1.0262),  # 54: R 0.609; nearest 0.6 f* 1.0381
+    (0.6, True, 1.0275),  # 55: R 0.594; nearest 0.6 f* 1.0458
+    (0.6, True, 1.0291),  # 56: R 0.579; nearest 0.6 f* 1.0527
+    (0.55, False, 1.0331),  # 57: R 0.563
+    (0.55, False, 1.0316),  # 58: R 0.547
+    (0.5, False, 1.0204),  # 59: R 0.530; nearest 0.55 f* 1.0386
+    (0.5, False, 1.0181),  # 60: R 0.512
+    (0.5, True, 1.0205),  # 61: R 0.494; nearest 0.5 f* 1.0274
+    (0.5, True, 1.0282),  # 62: R 0.476; nearest 0.5 f* 1.0356
+    (0.5, True, 1.0364),  # 63: R 0.457; nearest 0.5 f* 1.0442
+    (0.5, True, 1.0449),  # 64: R 0.437; nearest 0.5 f* 1.0517
+)
 #: Environment variable naming a directory for the on-disk code cache (unset or empty: none).
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
-_FAMILY = "pegforest-bsc26"
-_FORMAT = 7
+_FAMILY = "pegforest-bsc26r"
+_FORMAT = 8
 _ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
+
+
+def _apportion(total: int, weights: NDArray[np.float64]) -> NDArray[np.int64]:
+    """``total`` items split in proportion to ``weights`` by largest remainder (Hamilton)."""
+    exact = total * weights / weights.sum()
+    counts: NDArray[np.int64] = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: total - int(counts.sum())]] += 1
+    return counts
 
 
 def variable_degrees(
@@ -283,10 +377,7 @@ def variable_degrees(
     lam_sum = sum(dist.lam.values())
     degrees = np.array(sorted(dist.lam), dtype=np.int64)
     weights = np.array([dist.lam[int(d)] / lam_sum / d for d in degrees])
-    exact = n * weights / weights.sum()
-    counts = np.floor(exact).astype(np.int64)
-    order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[: n - int(counts.sum())]] += 1
+    counts = _apportion(n, weights)
     if cap_two and degrees[0] == 2 and counts[0] > m - 1 and degrees.size > 1:
         counts[1] += counts[0] - max(m - 1, 0)
         counts[0] = max(m - 1, 0)
@@ -326,13 +417,65 @@ def _untainted(  # pragma: no cover - numba
 def ladder(n_key: int, k: int) -> tuple[int, int, float]:
     """``(M_k, d_k, R₀)`` of rung ``k`` for ``n_key`` key bits (module docstring).
 
-    ``R₀`` is the :data:`FAMILY` rate nearest to ``1 − M_k/(n_key + d_k)`` (0.5 … 0.95).
+    ``R₀`` is the :data:`FAMILY` rate whose ``λ`` the rung uses: the one nearest to
+    ``1 − M_k/(n_key + d_k)`` (0.5 … 0.95), or from :data:`FOREST_MIN_KEY_BITS` key bits the
+    one :data:`FOREST_RUNGS` picked by density evolution.
     """
     m = int(np.ceil(n_key * LADDER_BASE * LADDER_RATIO**k))
     d = int(np.ceil(SPECIAL_FRACTION * m))
+    if n_key >= FOREST_MIN_KEY_BITS:
+        return m, d, FOREST_RUNGS[k][0]
     rate = 1.0 - m / (n_key + d)
     nearest = min(MOTHER_RATES, key=lambda r: (abs(r - rate), r))
     return m, d, nearest
+
+
+def check_degrees(m: int, edges: int, rho: dict[int, float]) -> NDArray[np.int64]:
+    """Degrees of ``m`` checks with ``edges`` sockets in all, shaped like the edge-perspective
+    ``ρ`` of a table but with mean ``edges/m``, ascending.
+
+    Node fractions ``Pᵈ = (ρᵈ/d)/Σⱼ(ρⱼ/j)`` (Richardson, Urbanke 2008, Eq. (3.19), check side)
+    after dropping components below ``10⁻³`` of the edges (Table I's degree-2 checks at rates
+    0.60 and 0.65, 0.04–0.06 % of their edges); each degree ``d`` is scaled to
+    ``x = d·d̄c/d̄c_table`` (at least 2) and split between ``⌊x⌋`` and ``⌈x⌉`` so the mean is
+    kept; counts by largest remainder; the rounding residue (a few sockets) is put on, or
+    taken from, checks of the most common degree.
+    """
+    kept = {int(d): w for d, w in rho.items() if w >= 1e-3}
+    nodes = {d: w / d for d, w in kept.items()}
+    total = sum(nodes.values())
+    mean = sum(d * w for d, w in nodes.items()) / total
+    scale = edges / m / mean
+    frac: dict[int, float] = {}
+    for d, w in nodes.items():
+        x = max(d * scale, 2.0)
+        lo, t = int(np.floor(x)), x - np.floor(x)
+        frac[lo] = frac.get(lo, 0.0) + w / total * (1.0 - t)
+        if t > 0:
+            frac[lo + 1] = frac.get(lo + 1, 0.0) + w / total * t
+    degs = np.array(sorted(frac), dtype=np.int64)
+    counts = _apportion(m, np.array([frac[int(d)] for d in degs]))
+    out = np.repeat(degs, counts)
+    residue = edges - int(out.sum())
+    if abs(residue) > m:  # pragma: no cover - defensive: the mean is kept to rounding
+        raise ReconciliationError(f"cannot spread {edges} sockets over {m} checks")
+    out[np.flatnonzero(out == degs[np.argmax(counts)])[: abs(residue)]] += np.sign(residue)
+    return np.sort(out)
+
+
+def rung_degrees(
+    n_key: int, k: int, rate: float, spread: bool
+) -> tuple[NDArray[np.int64], NDArray[np.int64] | None]:
+    """Variable degrees (ascending) and check degrees (``None``: concentrated) of rung ``k``
+    built with the :data:`FAMILY` ``λ`` of ``rate``; with ``spread``, the checks follow that
+    rate's Table I ``ρ`` (:func:`check_degrees`), which must be one of :data:`ELKOUSS_2009`.
+    """
+    m, d, _ = ladder(n_key, k)
+    dist = FAMILY[rate]
+    degs = variable_degrees(n_key + d, m, dist, dist.cap_two)
+    if not spread:
+        return degs, None
+    return degs, check_degrees(m, int(degs.sum()), ELKOUSS_2009[rate].rho)
 
 
 @dataclass(frozen=True, eq=False)
@@ -432,17 +575,15 @@ def _cache_file(n_key: int, rung: int, seed: int) -> Path | None:
 def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
     m, d, rate = ladder(n_key, rung)
     n = n_key + d
+    forest = n_key >= FOREST_MIN_KEY_BITS
+    degs, checks = rung_degrees(n_key, rung, rate, forest and FOREST_RUNGS[rung][1])
     # PEG places the degree-2 variables first, then the others in a public pseudo-random
     # order, not by ascending degree (module docstring: that order lost 4–8 % of efficiency)
-    degs = variable_degrees(n, m, FAMILY[rate], FAMILY[rate].cap_two)
     if n_key >= SHUFFLE_MIN_KEY_BITS:
         shuffle = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x0DE6]))
         two = int(np.count_nonzero(degs == 2))
         degs = np.concatenate([degs[:two], shuffle.permutation(degs[two:])])
-    if n_key >= FOREST_MIN_KEY_BITS:
-        graph = forest_graph(degs, m, seed)
-    else:
-        graph = peg_graph(degs, m, seed)
+    graph = forest_graph(degs, m, seed, checks) if forest else peg_graph(degs, m, seed)
     if graph is None:  # pragma: no cover - defensive
         raise ReconciliationError(
             f"graph construction failed for n={n}, m={m}, seed={seed}: try another seed"

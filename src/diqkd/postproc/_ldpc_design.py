@@ -146,9 +146,12 @@ __all__ = [
     "concentrated_rho",
     "converges",
     "design_rate",
+    "edge_fractions",
     "evolve",
+    "forest_rung_table",
     "optimise",
     "project_start",
+    "rung_threshold_efficiency",
     "threshold",
 ]
 
@@ -158,6 +161,8 @@ LLR_STEP = 0.1
 LLR_MAX = 30.0
 #: Largest variable degree the designs (and the variable-node FFT length) allow.
 MAX_VAR_DEGREE = 40
+#: Largest variable degree :func:`evolve` takes without ``record`` (Table I uses up to 73).
+MAX_EVOLVE_DEGREE = 100
 #: Fraction of the stability bound on ``λ₂`` the optimiser allows: at the bound itself the
 #: error decays arbitrarily slowly near 0 and DE within an iteration limit cannot converge.
 STABILITY_MARGIN = 0.9
@@ -326,11 +331,11 @@ class DEResult:
     per_degree: NDArray[np.float64]
 
 
-def _validate(lam: dict[int, float], rho: dict[int, float], p: float) -> None:
+def _validate(lam: dict[int, float], rho: dict[int, float], p: float, max_dv: int) -> None:
     if not 0.0 < p < 0.5:
         raise ReconciliationError(f"crossover probability must lie in (0, 0.5), got {p}")
-    if not lam or min(lam) < 2 or max(lam) > MAX_VAR_DEGREE:
-        raise ReconciliationError(f"variable degrees must lie in [2, {MAX_VAR_DEGREE}]")
+    if not lam or min(lam) < 2 or max(lam) > max_dv:
+        raise ReconciliationError(f"variable degrees must lie in [2, {max_dv}]")
     if not rho or min(rho) < 2:
         raise ReconciliationError("check degrees must be at least 2")
 
@@ -367,7 +372,7 @@ def evolve(
         ``max_iter`` is reached or :data:`_PATIENCE` iterations bring no new minimum (relative
         decrease below ``10⁻⁷``: a fixed point above 0, RU 2008 Sec. 4.5).
     """
-    _validate(lam, rho, p)
+    _validate(lam, rho, p, MAX_VAR_DEGREE if record else MAX_EVOLVE_DEGREE)
     ls, rs = sum(lam.values()), sum(rho.values())
     lam = {int(i): w / ls for i, w in lam.items() if w > 0}
     rho = {int(d): w / rs for d, w in rho.items() if w > 0}
@@ -874,3 +879,97 @@ DESIGNED: dict[float, tuple[dict[int, float], dict[int, float], float]] = {
         0.106603,
     ),
 }
+
+
+def edge_fractions(degrees: NDArray[np.int64]) -> dict[int, float]:
+    """Edge-perspective distribution ``{d: d·n_d/E}`` of a list of node degrees (RU 2008,
+    Eq. (3.19))."""
+    values, counts = np.unique(np.asarray(degrees, dtype=np.int64), return_counts=True)
+    edges = values * counts
+    return {int(d): float(e) / float(edges.sum()) for d, e in zip(values, edges, strict=True)}
+
+
+def rung_threshold_efficiency(
+    k: int,
+    rate: float,
+    spread: bool,
+    *,
+    n_key: int = 1_000_000,
+    llr_step: float = 0.2,
+    l_max: float = 25.0,
+) -> float:
+    """Threshold efficiency ``f* = (1 − R)/h(p*)`` of the ensemble that rung ``k`` of the
+    forest construction builds with the :data:`~diqkd.postproc._ldpc_codes.FAMILY` ``λ`` of
+    ``rate`` and concentrated (or, with ``spread``, Table I's) check degrees.
+
+    The degree lists are the construction's own (:func:`~diqkd.postproc._ldpc_codes.
+    rung_degrees` at ``n_key``, rounding and the degree-2 cap included), ``R`` their design
+    rate (:func:`design_rate`), ``p*`` by :func:`threshold` on the coarse grid (``Δ ≈ 0.2``,
+    saturation 25, the optimiser's; within ≈ 0.3 % of the default grid) to a relative
+    tolerance of ``10⁻³``, the bracket widened until ``p*`` lies inside it.
+    """
+    from diqkd.postproc._ldpc_codes import ladder, rung_degrees
+
+    var_deg, checks = rung_degrees(n_key, k, rate, spread)
+    lam = edge_fractions(var_deg)
+    if checks is None:
+        rho = concentrated_rho(float(var_deg.sum()) / ladder(n_key, k)[0])
+    else:
+        rho = edge_fractions(checks)
+    r = design_rate(lam, rho)
+    lo_h, hi_h = 1e-6, 0.5  # p with h(p) = (1 − R)/1.04, a guess of f* = 1.04
+    for _ in range(60):
+        mid = 0.5 * (lo_h + hi_h)
+        h_mid = -mid * math.log2(mid) - (1 - mid) * math.log2(1 - mid)
+        lo_h, hi_h = (mid, hi_h) if h_mid < (1 - r) / 1.04 else (lo_h, mid)
+    guess = lo_h
+    lo, hi = 0.92 * guess, 1.06 * guess
+    for _ in range(6):
+        p = threshold(lam, rho, lo, hi, tol=1e-3 * guess, llr_step=llr_step, l_max=l_max)
+        if p >= hi:
+            lo, hi = hi, min(1.1 * hi, 0.499)
+        elif p <= lo:
+            lo, hi = lo / 1.1, lo
+        else:
+            return float((1 - r) / (-p * math.log2(p) - (1 - p) * math.log2(1 - p)))
+    raise ReconciliationError(f"no threshold found for rung {k} with rate {rate}")
+
+
+def _spread_table(rho: dict[int, float], table: object) -> bool:
+    """Whether a family entry is a Table I one whose ``ρ`` is not concentrated."""
+    return bool(getattr(table, "rho", None) == rho and max(rho) - min(rho) > 1)
+
+
+def forest_rung_table(
+    rungs: range = range(65), *, margin: float = 0.003, log: bool = False
+) -> list[tuple[float, bool, float]]:
+    """Regenerate :data:`~diqkd.postproc._ldpc_codes.FOREST_RUNGS`: for each rung, the best of
+    the three :data:`~diqkd.postproc._ldpc_codes.FAMILY` rates nearest to its rate, each with
+    concentrated checks and, where Table I gives it a spread ``ρ``, with those
+    (:func:`rung_threshold_efficiency`); the nearest rate with concentrated checks (the
+    construction before the table) is kept unless another beats it by more than ``margin``
+    (the coarse grid's accuracy). About 1–2 min of CPU per rung.
+    """
+    from diqkd.postproc._ldpc_codes import (
+        ELKOUSS_2009,
+        FAMILY,
+        LADDER_BASE,
+        LADDER_RATIO,
+        SPECIAL_FRACTION,
+    )
+
+    out = []
+    for k in rungs:
+        m = LADDER_BASE * LADDER_RATIO**k
+        rate_k = 1.0 - m / (1.0 + SPECIAL_FRACTION * m)
+        near = sorted(FAMILY, key=lambda r: (abs(r - rate_k), r))[:3]
+        cands = [(r, False) for r in near]
+        cands += [(r, True) for r in near if _spread_table(FAMILY[r].rho, ELKOUSS_2009.get(r))]
+        scores = {c: rung_threshold_efficiency(k, *c) for c in cands}
+        if log:
+            print(k, {f"{r}{'s' if s else ''}": round(f, 4) for (r, s), f in scores.items()})
+        best = min(scores, key=lambda c: scores[c])
+        if scores[best] > scores[(near[0], False)] - margin:
+            best = (near[0], False)
+        out.append((best[0], best[1], round(scores[best], 4)))
+    return out

@@ -15,8 +15,10 @@ Theory*, CUP 2008, Sec. 3.3), with two changes:
 * **No multi-edges.** The other sockets are matched by a Fisher–Yates shuffle (Knuth, TAOCP
   Vol. 2, Algorithm 3.4.2P) and dealt to the checks in order; a variable that would sit twice
   on one check is swapped with a random other socket, the swap kept only if it leaves both
-  checks simple. Degrees are exactly the ones asked for; checks are concentrated (``⌊E/M⌋`` or
-  ``⌈E/M⌉`` sockets, the extra ones on checks drawn at random).
+  checks simple. Degrees are exactly the ones asked for. Checks are concentrated (``⌊E/M⌋`` or
+  ``⌈E/M⌉`` sockets, the extra ones on checks drawn at random) unless their degrees are given
+  (the spread check sides of :data:`~diqkd.postproc._ldpc_codes.FOREST_RUNGS`); then the forest
+  draws each check in proportion to its free sockets, as a uniformly random socket would be.
 
 All draws come from splitmix64 (Steele, Lea, Flood, OOPSLA 2014) seeded with the public seed, so
 both parties build the same graph bit for bit, independently of numpy's or numba's own RNGs.
@@ -52,6 +54,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from diqkd.errors import ReconciliationError
 from diqkd.postproc._ldpc_peg import _splitmix
 
 __all__ = ["FOREST_DRAWS_PER_NODE", "forest_graph"]
@@ -93,21 +96,31 @@ def _on_check(
 
 @njit(cache=True)
 def _forest_kernel(  # pragma: no cover - numba
-    var_deg: NDArray[np.int64], m: int, seed: np.uint64, draws_per_node: int
+    var_deg: NDArray[np.int64],
+    m: int,
+    seed: np.uint64,
+    draws_per_node: int,
+    check_deg: NDArray[np.int64],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
     n = var_deg.size
     edges = 0
     for v in range(n):
         edges += var_deg[v]
     state = seed
-    # concentrated check degrees: ⌊E/M⌋ everywhere, +1 on `extra` checks drawn at random
-    cap = np.full(m, edges // m, dtype=np.int64)
-    perm = np.arange(m)
-    for i in range(edges % m):
-        state, j = _below(state, m - i)
-        j += i
-        perm[i], perm[j] = perm[j], perm[i]
-        cap[perm[i]] += 1
+    spread = check_deg.size == m
+    if spread:  # the check degrees asked for
+        cap = check_deg.copy()
+        top = 1
+        for c in range(m):
+            top = max(top, int(cap[c]))
+    else:  # concentrated: ⌊E/M⌋ everywhere, +1 on `extra` checks drawn at random
+        cap = np.full(m, edges // m, dtype=np.int64)
+        perm = np.arange(m)
+        for i in range(edges % m):
+            state, j = _below(state, m - i)
+            j += i
+            perm[i], perm[j] = perm[j], perm[i]
+            cap[perm[i]] += 1
     out_c = np.empty(edges, dtype=np.int64)
     out_v = np.empty(edges, dtype=np.int64)
     k = 0
@@ -127,6 +140,11 @@ def _forest_kernel(  # pragma: no cover - numba
             state, b = _below(state, m)
             if a == b or cap[a] == 0 or cap[b] == 0:
                 continue
+            if spread:  # each check in proportion to its free sockets (rejection)
+                state, u = _below(state, top)
+                state, w = _below(state, top)
+                if u >= cap[a] or w >= cap[b]:
+                    continue
             ra, rb = _root(parent, a), _root(parent, b)
             if ra == rb:
                 continue
@@ -183,7 +201,10 @@ def _forest_kernel(  # pragma: no cover - numba
 
 
 def forest_graph(
-    var_deg: NDArray[np.int64], m: int, seed: int
+    var_deg: NDArray[np.int64],
+    m: int,
+    seed: int,
+    check_deg: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
     """Build a forest-construction Tanner graph; ``(check_ptr, check_var)`` CSR arrays (each
     check's variables ascending), or ``None`` if a multi-edge could not be removed.
@@ -196,12 +217,30 @@ def forest_graph(
         Number of check nodes.
     seed
         Public seed, ``[0, 2⁶³)``.
+    check_deg
+        Degree of each check node, shape (m,), summing to ``Σ var_deg``; ``None``: concentrated
+        (``⌊E/M⌋`` or ``⌈E/M⌉``). With given degrees the forest draws each check in proportion
+        to its free sockets, as the configuration model does (rejection sampling); the
+        concentrated graphs keep uniform draws (their free-socket counts differ by at most one)
+        and stay bit-identical to those of cache format 7.
+
+    Raises
+    ------
+    ReconciliationError
+        If ``check_deg`` has the wrong shape or sum, or a degree below 1.
     """
+    var_deg = np.ascontiguousarray(var_deg, dtype=np.int64)
+    if check_deg is None:
+        checks = np.empty(0, dtype=np.int64)
+    else:
+        checks = np.ascontiguousarray(check_deg, dtype=np.int64)
+        if checks.shape != (m,) or int(checks.sum()) != int(var_deg.sum()) or checks.min() < 1:
+            raise ReconciliationError(
+                f"check degrees must be {m} positive numbers summing to the "
+                f"{int(var_deg.sum())} edges"
+            )
     out_c, out_v, failed = _forest_kernel(
-        np.ascontiguousarray(var_deg, dtype=np.int64),
-        m,
-        np.uint64(seed ^ 0x5F0E57A11C0DE5ED),
-        FOREST_DRAWS_PER_NODE,
+        var_deg, m, np.uint64(seed ^ 0x5F0E57A11C0DE5ED), FOREST_DRAWS_PER_NODE, checks
     )
     if failed:  # pragma: no cover - defensive, never seen
         return None
