@@ -101,6 +101,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from diqkd.errors import ReconciliationError
+from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc._ldpc_forest import forest_graph
 from diqkd.postproc._ldpc_peg import peg_graph
 
@@ -154,9 +155,7 @@ class DegreeDistribution:
 
     def threshold_efficiency(self) -> float:
         """``f* = (1 − R)/h(p*)``: the efficiency at the ensemble's BP threshold."""
-        p = self.threshold
-        h = -p * np.log2(p) - (1.0 - p) * np.log2(1.0 - p)
-        return float((1.0 - self.rate) / h)
+        return (1.0 - self.rate) / binary_entropy(self.threshold)
 
 
 #: Elkouss, Leverrier, Alléaume, Boutros, ISIT 2009 (arXiv:0901.2140), Table I, by design rate.

@@ -138,6 +138,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from diqkd.errors import ReconciliationError
+from diqkd.postproc._entropy import binary_entropy
 
 __all__ = [
     "DESIGNED",
@@ -920,8 +921,7 @@ def rung_threshold_efficiency(
     lo_h, hi_h = 1e-6, 0.5  # p with h(p) = (1 − R)/1.04, a guess of f* = 1.04
     for _ in range(60):
         mid = 0.5 * (lo_h + hi_h)
-        h_mid = -mid * math.log2(mid) - (1 - mid) * math.log2(1 - mid)
-        lo_h, hi_h = (mid, hi_h) if h_mid < (1 - r) / 1.04 else (lo_h, mid)
+        lo_h, hi_h = (mid, hi_h) if binary_entropy(mid) < (1 - r) / 1.04 else (lo_h, mid)
     guess = lo_h
     lo, hi = 0.92 * guess, 1.06 * guess
     for _ in range(6):
@@ -931,7 +931,7 @@ def rung_threshold_efficiency(
         elif p <= lo:
             lo, hi = lo / 1.1, lo
         else:
-            return float((1 - r) / (-p * math.log2(p) - (1 - p) * math.log2(1 - p)))
+            return (1 - r) / binary_entropy(p)
     raise ReconciliationError(f"no threshold found for rung {k} with rate {rate}")
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from diqkd.errors import ProtocolAbort
+from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc._ldpc_codes import (
     FAMILY,
     LADDER_TOP,
@@ -104,11 +105,6 @@ FINITE_LENGTH_STEP = 0.02
 QBER_FLOOR = 1e-3
 
 
-def _h(p: float) -> float:
-    """Binary entropy ``h(p) = −p·log₂p − (1−p)·log₂(1−p)`` (Shannon 1948)."""
-    return -p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p)
-
-
 def _check_qber(qber: float) -> float:
     q = float(qber)
     if not math.isfinite(q) or not 0.0 <= q < 0.5:
@@ -138,7 +134,7 @@ def default_efficiency(n_key: int, qber: float | None = None) -> float:
     base = DEFAULT_EFFICIENCY
     if qber is not None:
         q = _check_qber(qber)
-        rate = 1.0 - DEFAULT_EFFICIENCY * _h(q)
+        rate = 1.0 - DEFAULT_EFFICIENCY * binary_entropy(q)
         below = [r for r in MOTHER_RATES if r <= rate] or [MOTHER_RATES[0]]
         above = [r for r in MOTHER_RATES if r >= rate] or [MOTHER_RATES[-1]]
         f_star = min(
@@ -177,7 +173,7 @@ def choose_code(
         raise ReconciliationError(
             f"target efficiency must be ≥ 1 (Shannon limit), got {efficiency}"
         )
-    need = math.ceil(efficiency * n_key * _h(q))
+    need = math.ceil(efficiency * n_key * binary_entropy(q))
     for k in range(LADDER_TOP + 1):
         m, d, _ = ladder(n_key, k)
         if m >= (1.0 + blind_room) * need:
@@ -323,7 +319,9 @@ class LdpcBob:
         if backend not in ("numba", "numpy"):
             raise ReconciliationError(f"unknown backend {backend!r}: use 'numba' or 'numpy'")
         self._max_reveals = int(max_reveals)
-        self._step = max(1, math.ceil(reveal_fraction * self._bits.size * _h(self._qber)))
+        self._step = max(
+            1, math.ceil(reveal_fraction * self._bits.size * binary_entropy(self._qber))
+        )
         self._max_iterations = int(max_iterations)
         self._patience = int(patience)
         self._backend: Backend = backend
@@ -339,7 +337,7 @@ class LdpcBob:
         self._key_rounds = 0
         self._n_punctured = 0
         self._syndrome_bits = 0
-        self._max_leak = max_efficiency * self._bits.size * _h(self._qber)
+        self._max_leak = max_efficiency * self._bits.size * binary_entropy(self._qber)
         self._revealed = 0
 
     @property

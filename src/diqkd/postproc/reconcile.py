@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from diqkd.errors import ProtocolAbort
 from diqkd.postproc._cascade_kernels import Backend
+from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc.cascade import CascadeAlice, CascadeBob, as_key_bits, run_cascade
 from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, run_ldpc
 from diqkd.postproc.ledger import LeakLedger
@@ -57,15 +58,6 @@ Method = Literal["cascade", "auto", "ldpc"]
 QBER_SAMPLE_FRACTION = 0.1
 #: Most positions disclosed to estimate the QBER (σ(Q̂) ≈ 0.0017 at Q = 3 %).
 QBER_SAMPLE_CAP = 10_000
-
-
-def binary_entropy(p: float) -> float:
-    """``h(p) = −p·log₂p − (1−p)·log₂(1−p)`` (Shannon 1948), with ``h(0) = h(1) = 0``."""
-    if not 0.0 <= p <= 1.0:
-        raise ReconciliationError(f"a probability must lie in [0, 1], got {p}")
-    if p in (0.0, 1.0):
-        return 0.0
-    return -p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p)
 
 
 def efficiency(leaked_bits: int, n_bits: int, qber: float) -> float:
