@@ -165,6 +165,7 @@ def bench(
     reveal_fraction: float = 0.01,
     max_iterations: int = MAX_ITERATIONS,
     patience: int = PATIENCE,
+    progress: int = 0,
 ) -> dict[str, Any]:
     rng = np.random.default_rng([seed, n, int(qber * 1e6)])
     rung, _ = choose_code(n, qber, f0)
@@ -210,6 +211,14 @@ def bench(
         its.append(res["iterations"])
         t_bob += res["t_bob"]
         t_total += res["t_total"]
+        if progress and frame % progress == 0 and frame < frames:  # a long cell may be cut
+            f_now = np.array(leaks, dtype=float) / (n * binary_entropy(qber))
+            print(
+                f"n={n} Q={qber} seed={seed}: {frame}/{frames} frames, f = {f_now.mean():.4f}"
+                f" (max {f_now.max():.4f}), {final_fail} final failures",
+                file=sys.stderr,
+                flush=True,
+            )
     code = a.code
     h = binary_entropy(qber)
     f = np.array(leaks, dtype=float) / (n * h)
@@ -275,6 +284,9 @@ def main() -> None:
         "--max-iterations", type=int, default=MAX_ITERATIONS, help="Bob's cap per attempt"
     )
     parser.add_argument("--patience", type=int, default=PATIENCE, help="Bob's stall rule")
+    parser.add_argument(
+        "--progress", type=int, default=0, help="every N frames, the running f on stderr (0: off)"
+    )
     args = parser.parse_args()
     os.environ[CACHE_ENV] = args.cache_dir
     head = (
@@ -290,7 +302,7 @@ def main() -> None:
         for q in args.qber:
             r = bench(
                 n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter,
-                args.reveal_fraction, args.max_iterations, args.patience,
+                args.reveal_fraction, args.max_iterations, args.patience, args.progress,
             )  # fmt: skip
             rows.append(r)
             if args.json:
