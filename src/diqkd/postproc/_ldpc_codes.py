@@ -59,33 +59,33 @@ checks is kept unless another wins by more than 0.003. Why: a table's ``λ`` is 
 ``ρ``, and concentrating the checks costs threshold (Table I's rate 0.6 at the 8 % rung, ``R =
 0.579``: ``f*`` 1.053 concentrated, 1.029 spread); and a rung between design rates may do better
 with a neighbour's ``λ`` (the 5 % rung, ``R = 0.698``: rate 0.7's ``λ`` 1.047, rate 0.65's 1.042).
-Measured at ``n = 10⁶`` (4 frames): ``f`` 1.063 → 1.043 at QBER 8 % and 1.058 → 1.043 at 5 %
-(benchmarks/README.md). Shorter keys get a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`), whose
-girth matters there; the rest of this section is about PEG. It places the degree-2 variables first
-and the others in a public pseudo-random order. Hu et al. process all of them by ascending degree;
-with the lowest-degree check rule that spreads each degree class evenly over the checks (every
-check gets the same number of edges from degree-2 nodes, and so on), a structured ensemble unlike
-the one Table I was optimised for: measured at ``n = 2·10⁵``, rate 0.7 (threshold ``p* = 0.0504``),
-ascending order decodes at ``Q = 0.046`` but not at 0.048 (1000 iterations), random order decodes
-at 0.049; at ``n = 10⁶`` the rate-adapted codes of the ascending order (family ``peg-ellab09``)
-needed ``f ≈ 1.09–1.13`` at QBER 5–8 % where density evolution of their measured ensemble gives
-``f* ≈ 1.05``. The degree-2 nodes still go first: placed at random among the others they form short
-cycles (low-weight codewords; a frame at ``n = 10⁵``, QBER 8 % needed ``f = 1.9``), placed first
-they form a forest as far as ``n₂ < M`` allows. The specials serve the rate adaptation of Elkouss,
-Martinez-Mateo, Martin, "Information reconciliation for QKD", QIC 11, 226 (2011), Sec. 3.1
-(puncturing and shortening a mother code, ``d = p + s`` fixed): ``p`` of them are *punctured*
-(unknown to Bob), the other ``s = d − p`` *shortened* (value 0, known to both). Punctured symbols
-are chosen *untainted* (Elkouss, Martinez-Mateo, Martin, "Untainted puncturing for irregular
-low-density parity-check codes", arXiv:1103.6149): no check touches two specials, so each punctured
-symbol ``j`` has an *anchor* check ``a_j`` where it is the only special. Alice sets the punctured
-value to the parity of the key bits of ``a_j``, so syndrome bit ``a_j`` is always 0 and is not
-sent: the syndrome discloses ``M − p`` bits, the leakage ``m − p`` of the rate-adaptive and blind
-protocols (Martinez-Mateo, Elkouss, Martin, "Blind reconciliation", QIC 12, 791 (2012)); revealing
-a punctured value later (blind step) discloses one more bit. Specials are picked greedily in
-ascending-degree order (then a public seeded order); if fewer than ``d`` untainted symbols exist,
-the rest may only be shortened. The ladder ratio (4 %) is finer than the punctured fraction (up to
-15 % of ``M``), so every leak between rungs is reachable by puncturing, with room left for blind
-steps."""
+Measured at ``n = 10⁶``: ``f`` 1.063 → 1.042 at QBER 8 % (316 frames, no failure) and 1.058 → 1.044
+at 5 % (16 frames) (benchmarks/README.md). Shorter keys get a PEG graph
+(:mod:`~diqkd.postproc._ldpc_peg`), whose girth matters there; the rest of this section is about
+PEG. It places the degree-2 variables first and the others in a public pseudo-random order. Hu et
+al. process all of them by ascending degree; with the lowest-degree check rule that spreads each
+degree class evenly over the checks (every check gets the same number of edges from degree-2 nodes,
+and so on), a structured ensemble unlike the one Table I was optimised for: measured at ``n =
+2·10⁵``, rate 0.7 (threshold ``p* = 0.0504``), ascending order decodes at ``Q = 0.046`` but not at
+0.048 (1000 iterations), random order decodes at 0.049; at ``n = 10⁶`` the rate-adapted codes of
+the ascending order (family ``peg-ellab09``) needed ``f ≈ 1.09–1.13`` at QBER 5–8 % where density
+evolution of their measured ensemble gives ``f* ≈ 1.05``. The degree-2 nodes still go first: placed
+at random among the others they form short cycles (low-weight codewords; a frame at ``n = 10⁵``,
+QBER 8 % needed ``f = 1.9``), placed first they form a forest as far as ``n₂ < M`` allows. The
+specials serve the rate adaptation of Elkouss, Martinez-Mateo, Martin, "Information reconciliation
+for QKD", QIC 11, 226 (2011), Sec. 3.1 (puncturing and shortening a mother code, ``d = p + s``
+fixed): ``p`` of them are *punctured* (unknown to Bob), the other ``s = d − p`` *shortened* (value
+0, known to both). Punctured symbols are chosen *untainted* (Elkouss, Martinez-Mateo, Martin,
+"Untainted puncturing for irregular low-density parity-check codes", arXiv:1103.6149): no check
+touches two specials, so each punctured symbol ``j`` has an *anchor* check ``a_j`` where it is the
+only special. Alice sets the punctured value to the parity of the key bits of ``a_j``, so syndrome
+bit ``a_j`` is always 0 and is not sent: the syndrome discloses ``M − p`` bits, the leakage ``m −
+p`` of the rate-adaptive and blind protocols (Martinez-Mateo, Elkouss, Martin, "Blind
+reconciliation", QIC 12, 791 (2012)); revealing a punctured value later (blind step) discloses one
+more bit. Specials are picked greedily in ascending-degree order (then a public seeded order); if
+fewer than ``d`` untainted symbols exist, the rest may only be shortened. The ladder ratio (4 %) is
+finer than the punctured fraction (up to 15 % of ``M``), so every leak between rungs is reachable
+by puncturing, with room left for blind steps."""
 
 from __future__ import annotations
 
