@@ -53,10 +53,43 @@ def _degree_two_cycles(ptr: NDArray[np.int64], var: NDArray[np.int64], n: int) -
     return cycles
 
 
+def _degree_two_girth(ptr: NDArray[np.int64], var: NDArray[np.int64], n: int) -> int:
+    """Shortest cycle of degree-2 variables (its weight as a codeword), by BFS from every
+    check of the degree-2 graph (exact); a large number if there is none."""
+    rows, cols = _edges(ptr, var)
+    deg = np.bincount(cols, minlength=n)
+    two = deg[cols] == 2
+    order = np.argsort(cols[two], kind="stable")
+    pairs = rows[two][order].reshape(-1, 2)
+    adj: list[list[tuple[int, int]]] = [[] for _ in range(ptr.size - 1)]
+    for e, (a, b) in enumerate(pairs.tolist()):
+        adj[a].append((b, e))
+        adj[b].append((a, e))
+    best = 10**9
+    for s in range(ptr.size - 1):
+        dist, via, queue = {s: 0}, {s: -1}, [s]
+        for u in queue:
+            if 2 * dist[u] + 1 >= best:
+                break
+            for w, e in adj[u]:
+                if e == via[u]:
+                    continue
+                if w in dist:
+                    best = min(best, dist[u] + dist[w] + 1)
+                else:
+                    dist[w], via[w] = dist[u] + 1, e
+                    queue.append(w)
+    return best
+
+
 def _check_graph(
-    var_deg: NDArray[np.int64], m: int, seed: int, check_deg: NDArray[np.int64] | None = None
+    var_deg: NDArray[np.int64],
+    m: int,
+    seed: int,
+    check_deg: NDArray[np.int64] | None = None,
+    girth: int = 0,
 ) -> NDArray[np.int64]:
-    graph = forest_graph(var_deg, m, seed, check_deg)
+    graph = forest_graph(var_deg, m, seed, check_deg, girth)
     assert graph is not None
     ptr, var = graph
     n = var_deg.size
@@ -111,6 +144,24 @@ def test_more_degree_two_nodes_than_checks_still_build() -> None:
     ptr, var = graph
     _check_graph(var_deg, m, 3)
     assert _degree_two_cycles(ptr, var, var_deg.size) >= 800 - (m - 1)
+
+
+@pytest.mark.parametrize("girth", [6, 8])
+def test_extra_degree_two_nodes_close_only_long_cycles(girth: int) -> None:
+    # n₂ = 1.5·M: the forest takes M − 1, the rest are placed at degree-2 distance ≥ girth − 1
+    m = 1500
+    var_deg = np.concatenate([np.full(2250, 2), np.full(1500, 3), np.full(600, 9)])
+    var_deg = var_deg.astype(np.int64)
+    ptr = _check_graph(var_deg, m, 5, girth=girth)  # exact degrees, simple, sorted
+    graph = forest_graph(var_deg, m, 5, None, girth)
+    assert graph is not None
+    assert _degree_two_cycles(ptr, graph[1], var_deg.size) == 2250 - (m - 1)  # all in cycles
+    assert _degree_two_girth(ptr, graph[1], var_deg.size) >= girth
+    plain = forest_graph(var_deg, m, 5)  # without: the extras join the random part
+    assert plain is not None
+    assert _degree_two_girth(plain[0], plain[1], var_deg.size) < girth
+    again = forest_graph(var_deg, m, 5, None, girth)  # a pure function of its arguments
+    assert again is not None and np.array_equal(again[1], graph[1])
 
 
 def test_same_seed_same_graph_other_seed_other_graph() -> None:
