@@ -169,3 +169,37 @@ def test_layout_of_another_code_is_rejected() -> None:
         LayeredDecoder(code.check_ptr, code.check_var, s, prior, layout=layout)
     with pytest.raises(ReconciliationError):
         prepare_layout(code.check_ptr, code.check_var, 0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_unsatisfied_checks_match_the_syndrome_of_the_hard_decisions(backend: str) -> None:
+    code, s, prior, _ = _problem(2000, 38, 0.03, 11)
+    dec = LayeredDecoder(code.check_ptr, code.check_var, s, prior, backend)  # type: ignore[arg-type]
+    dec.run(1, 1)  # part of the way
+    want = np.flatnonzero(code.syndrome(dec.hard()) != s)
+    assert want.size > 0
+    np.testing.assert_array_equal(dec.unsatisfied(), want)
+    assert dec.run(200, 30)
+    assert dec.unsatisfied().size == 0
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_pin_restores_failed_trials_and_keeps_the_one_that_decodes(backend: str) -> None:
+    code, s, prior, x = _problem(2000, 38, 0.01, 4)
+    # one key bit "known" with the wrong value: BP cannot overturn a ±100 prior, so it stalls
+    # with that variable's checks unsatisfied, a trapping set in miniature
+    v = int(code.key_positions[17])
+    prior[v] = -KNOWN_LLR if x[17] == 0 else KNOWN_LLR
+    dec = LayeredDecoder(code.check_ptr, code.check_var, s, prior, backend)  # type: ignore[arg-type]
+    assert not dec.run(60, 10)
+    unsat = dec.unsatisfied()
+    assert 0 < unsat.size <= int(np.count_nonzero(code.check_var == v))
+    post, r, its = dec.post.copy(), dec.r, dec.iterations
+    others = np.array([code.key_positions[3], code.key_positions[5]], dtype=np.int64)
+    assert not dec.pin(others, 40.0, 5, 3)  # the wrong variables: nothing changes but the count
+    np.testing.assert_array_equal(dec.post, post)
+    np.testing.assert_array_equal(dec.r, r)
+    assert dec.iterations > its
+    assert dec.pin(np.r_[others, v], 2 * KNOWN_LLR, 30, 8)  # the third trial decodes
+    np.testing.assert_array_equal(dec.hard()[code.key_positions], x)
+    assert dec.unsatisfied().size == 0

@@ -820,3 +820,29 @@ class LayeredDecoder:
     def hard(self) -> NDArray[np.uint8]:
         """Hard decisions ``x̂ = [post < 0]``, shape (N,)."""
         return (self.post < 0).astype(np.uint8)
+
+    def unsatisfied(self) -> NDArray[np.int64]:
+        """Checks whose parity of the hard decisions differs from the syndrome, ascending."""
+        neg = np.concatenate([[0], np.cumsum(self.post[self._var] < 0, dtype=np.int64)])
+        parity = (neg[self._ptr[1:]] - neg[self._ptr[:-1]]) & 1
+        return np.flatnonzero(parity != self._syn).astype(np.int64)
+
+    def pin(
+        self, candidates: NDArray[np.int64], llr: float, max_iterations: int, patience: int
+    ) -> bool:
+        """Escape a trapping set by backtracking: for each candidate in turn, push its posterior
+        by ``llr`` against its hard decision and iterate from the stalled state; keep the first
+        trial that satisfies the syndrome, otherwise restore the posteriors and messages after
+        each trial (so a failed escape leaves the decoding exactly as it was). The flip-and-
+        restart idea of Kang, Huang, Lin, Abdel-Ghaffar, "An iterative decoding algorithm with
+        backtracking to lower the error-floors of LDPC codes", IEEE Trans. Commun. 59, 64
+        (2011). Every trial's iterations count in :attr:`iterations`.
+        """
+        post, r = self.post.copy(), self._r.copy()
+        for v in np.asarray(candidates, dtype=np.int64):
+            self.post[v] -= np.float32(llr) * (np.float32(1.0) if self.post[v] >= 0 else -1)
+            if self.run(max_iterations, patience):
+                return True
+            self.post[:] = post
+            self._r[:] = r
+        return False
