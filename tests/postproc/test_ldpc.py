@@ -15,6 +15,7 @@ from diqkd.errors import ProtocolAbort, ReconciliationError, VerificationFailed
 from diqkd.postproc._ldpc_codes import (
     ELKOUSS_2009,
     FAMILY,
+    FOREST_RUNGS,
     LADDER_TOP,
     MotherCode,
     build_code,
@@ -34,6 +35,7 @@ from diqkd.postproc._ldpc_kernels import (
 from diqkd.postproc.ldpc import (
     BLIND_ROOM,
     FINITE_LENGTH_STEP,
+    FOREST_START_BELOW,
     LdpcAlice,
     LdpcBob,
     choose_code,
@@ -399,13 +401,15 @@ def test_malformed_messages_abort() -> None:
 def test_default_efficiency_follows_the_table_threshold() -> None:
     # f*(R) = (1 − R)/h(p*) of the family: above 1.03 only at the high rates (QBER ≲ 2 %)
     assert default_efficiency(10**6) == pytest.approx(1.03)
-    assert default_efficiency(10**6, 0.03) == pytest.approx(1.03)
-    # QBER 1 %: 1 − 1.03·h = 0.917 lies between the rates 0.9 and 0.925; the smaller f* counts
-    f_9 = 0.1 / binary_entropy(FAMILY[0.9].threshold)
-    f_925 = 0.075 / binary_entropy(FAMILY[0.925].threshold)
-    assert default_efficiency(10**6, 0.01) == pytest.approx(min(f_9, f_925) - 0.005)
-    assert default_efficiency(10**6, 0.01) > 1.1
+    # from 10⁶ key bits: the threshold of the rung a 1.03 target picks, less 0.01
+    for q in (0.01, 0.02, 0.03, 0.05, 0.08, 0.1):
+        k, _ = choose_code(10**6, q, 1.03)
+        want = max(1.03, FOREST_RUNGS[k][2] - FOREST_START_BELOW)
+        assert default_efficiency(10**6, q) == pytest.approx(want)
+        assert default_efficiency(2 * 10**6, q) >= 1.03
+    # below: the family's f* at the design rates bracketing 1 − 1.03·h(Q), the smaller one;
     # QBER 2 %: 0.854 lies between 0.85 and 0.9
+    f_9 = 0.1 / binary_entropy(FAMILY[0.9].threshold)
     f_85 = 0.15 / binary_entropy(FAMILY[0.85].threshold)
     assert default_efficiency(10**5, 0.02) == pytest.approx(min(f_85, f_9) - 0.005 + 0.02)
     # the finite-length term: FINITE_LENGTH_STEP per decade below 10⁶, at most two decades

@@ -10,6 +10,7 @@ from diqkd.errors import ReconciliationError
 from diqkd.postproc._ldpc_codes import (
     ELKOUSS_2009,
     FAMILY,
+    FOREST_FAMILY,
     FOREST_RUNGS,
     LADDER_BASE,
     LADDER_RATIO,
@@ -18,6 +19,7 @@ from diqkd.postproc._ldpc_codes import (
 )
 from diqkd.postproc._ldpc_design import (
     DESIGNED,
+    FOREST_FAMILY_REACH,
     MAX_EVOLVE_DEGREE,
     MAX_VAR_DEGREE,
     check_rate,
@@ -102,12 +104,26 @@ def test_a_forest_rung_entry_is_regenerated() -> None:
     assert rung_threshold_efficiency(61, 0.5, False) > FOREST_RUNGS[61][2] + 0.003
 
 
+@pytest.mark.slow
+def test_a_global_design_rung_entry_is_reproduced() -> None:
+    # the QBER-2 % rung (29, R = 0.848) builds the rate-0.84 global design: its table f* is
+    # the built ensemble's threshold, and it beats the family's 0.85 by far more than 0.003
+    rate, spread, f_star = FOREST_RUNGS[29]
+    assert rate == 0.84 and rate in FOREST_FAMILY and not spread
+    assert rung_threshold_efficiency(29, rate, False) == pytest.approx(f_star, abs=5e-5)
+    assert f_star < 1.035
+
+
 def test_forest_rung_table_is_well_formed() -> None:
     assert len(FOREST_RUNGS) == LADDER_TOP + 1
     for k, (rate, spread, f_star) in enumerate(FOREST_RUNGS):
-        assert rate in FAMILY and 1.0 < f_star < 1.3
+        assert 1.0 < f_star < 1.3
         m = LADDER_BASE * LADDER_RATIO**k
         r_k = 1.0 - m / (1.0 + SPECIAL_FRACTION * m)
+        if rate in FOREST_FAMILY:  # a global design within reach, concentrated checks
+            assert abs(rate - r_k) <= FOREST_FAMILY_REACH and not spread
+            continue
+        assert rate in FAMILY
         assert rate in sorted(FAMILY, key=lambda r: (abs(r - r_k), r))[:3]  # a near rate
         if spread:  # only Table I entries with a spread ρ
             rho = ELKOUSS_2009[rate].rho

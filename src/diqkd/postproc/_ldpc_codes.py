@@ -60,7 +60,12 @@ checks is kept unless another wins by more than 0.003. Why: a table's ``λ`` is 
 0.579``: ``f*`` 1.053 concentrated, 1.029 spread); and a rung between design rates may do better
 with a neighbour's ``λ`` (the 5 % rung, ``R = 0.698``: rate 0.7's ``λ`` 1.047, rate 0.65's 1.042).
 Measured at ``n = 10⁶``: ``f`` 1.063 → 1.042 at QBER 8 % (316 frames, no failure) and 1.058 → 1.044
-at 5 % (16 frames) (benchmarks/README.md). Shorter keys get a PEG graph
+at 5 % (16 frames) (benchmarks/README.md). At the high rates (QBER ≤ 3 %) the candidates also
+include the ensembles of a global search (:data:`FOREST_FAMILY`, from
+:mod:`~diqkd.postproc._ldpc_search`: differential evolution over ``λ`` with only the stability
+bound on ``λ₂``, so ``n₂`` exceeds ``M``), whose degree-2 variables beyond the forest are
+placed on long cycles (:data:`GIRTH_TWO`); they take the rungs from QBER ≈ 0.7 % to 3.5 %
+(f* 1.026–1.071 where the family gave 1.040–1.124). Shorter keys get a PEG graph
 (:mod:`~diqkd.postproc._ldpc_peg`), whose girth matters there; the rest of this section is about
 PEG. It places the degree-2 variables first and the others in a public pseudo-random order. Hu et
 al. process all of them by ascending degree; with the lowest-degree check rule that spreads each
@@ -110,8 +115,10 @@ __all__ = [
     "CAP_DEGREE_TWO",
     "ELKOUSS_2009",
     "FAMILY",
+    "FOREST_FAMILY",
     "FOREST_MIN_KEY_BITS",
     "FOREST_RUNGS",
+    "GIRTH_TWO",
     "LADDER_BASE",
     "LADDER_RATIO",
     "LADDER_TOP",
@@ -121,6 +128,8 @@ __all__ = [
     "MotherCode",
     "build_code",
     "check_degrees",
+    "distribution",
+    "is_forest",
     "ladder",
     "parse_code_id",
     "rung_degrees",
@@ -248,6 +257,42 @@ def _family() -> dict[float, DegreeDistribution]:
 
 #: The distributions the construction uses, by design rate (:func:`_family`).
 FAMILY: dict[float, DegreeDistribution] = _family()
+
+
+def _forest_family() -> dict[float, DegreeDistribution]:
+    """The ensembles of the global search (:data:`diqkd.postproc._ldpc_search.
+    GLOBAL_DESIGNED`), for the forest construction only: their ``n₂`` exceeds ``M`` and the
+    degree-2 variables beyond the forest are placed on long cycles (:data:`GIRTH_TWO`), which
+    PEG at shorter keys does not do the same way, so :data:`FAMILY` (and the codes below
+    :data:`FOREST_MIN_KEY_BITS`) stay as they were."""
+    from diqkd.postproc._ldpc_search import GLOBAL_DESIGNED
+
+    out = {}
+    for rate, (lam, rho, p_star) in GLOBAL_DESIGNED.items():
+        if rate in FAMILY:  # pragma: no cover - a table invariant
+            raise ReconciliationError(f"global design rate {rate} collides with the family")
+        out[rate] = DegreeDistribution(
+            lam, rho, p_star, "global search here (diqkd.postproc._ldpc_search)", False
+        )
+    return out
+
+
+#: Forest-only ensembles by design rate (:func:`_forest_family`); :data:`FOREST_RUNGS` may name
+#: them as it names :data:`FAMILY` rates.
+FOREST_FAMILY: dict[float, DegreeDistribution] = _forest_family()
+#: The forest construction places the degree-2 variables of a :data:`FOREST_FAMILY` ensemble
+#: that its forest cannot take so that every cycle of degree-2 variables they close (a codeword
+#: of that weight) has at least this many
+#: (:func:`~diqkd.postproc._ldpc_forest.forest_graph`); ≈ 12 is what a breadth-first search of
+#: radius 10 per variable allows in seconds at ``n = 10⁶`` (16 took minutes).
+GIRTH_TWO = 12
+
+
+def distribution(rate: float) -> DegreeDistribution:
+    """The ensemble a rung names by its rate: :data:`FAMILY` or :data:`FOREST_FAMILY`."""
+    return FAMILY[rate] if rate in FAMILY else FOREST_FAMILY[rate]
+
+
 #: Design rates of the family, ascending.
 MOTHER_RATES: tuple[float, ...] = tuple(sorted(FAMILY))
 #: Smallest rung: ``M₀ = ⌈0.05·n_key⌉`` checks (QBER ≈ 0.5 %).
@@ -283,37 +328,37 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
     (0.925, False, 1.1329),  # 6: R 0.937
     (0.925, False, 1.1267),  # 7: R 0.935
     (0.925, False, 1.1218),  # 8: R 0.932
-    (0.925, False, 1.1217),  # 9: R 0.930
-    (0.925, False, 1.1222),  # 10: R 0.927
-    (0.925, False, 1.1227),  # 11: R 0.924
-    (0.925, False, 1.1232),  # 12: R 0.921
-    (0.925, False, 1.1244),  # 13: R 0.918
-    (0.925, False, 1.1262),  # 14: R 0.914
-    (0.925, False, 1.1267),  # 15: R 0.911; nearest 0.9 f* 1.1368
-    (0.925, False, 1.1279),  # 16: R 0.908; nearest 0.9 f* 1.1312
-    (0.9, False, 1.1257),  # 17: R 0.904
-    (0.9, False, 1.1209),  # 18: R 0.900
-    (0.85, False, 1.1097),  # 19: R 0.896; nearest 0.9 f* 1.1162
-    (0.85, False, 1.1048),  # 20: R 0.892; nearest 0.9 f* 1.1123
-    (0.85, False, 1.0994),  # 21: R 0.888; nearest 0.9 f* 1.1121
+    (0.91, False, 1.0708),  # 9: R 0.930; nearest 0.925 f* 1.1217
+    (0.91, False, 1.0618),  # 10: R 0.927; nearest 0.925 f* 1.1222
+    (0.91, False, 1.0573),  # 11: R 0.924; nearest 0.925 f* 1.1227
+    (0.91, False, 1.0539),  # 12: R 0.921; nearest 0.925 f* 1.1232
+    (0.91, False, 1.0501),  # 13: R 0.918; nearest 0.925 f* 1.1244
+    (0.91, False, 1.0462),  # 14: R 0.914; nearest 0.925 f* 1.1262
+    (0.91, False, 1.0429),  # 15: R 0.911; nearest 0.9 f* 1.1368
+    (0.91, False, 1.0434),  # 16: R 0.908; nearest 0.9 f* 1.1312
+    (0.91, False, 1.0462),  # 17: R 0.904; nearest 0.9 f* 1.1257
+    (0.91, False, 1.0509),  # 18: R 0.900; nearest 0.9 f* 1.1209
+    (0.91, False, 1.0547),  # 19: R 0.896; nearest 0.9 f* 1.1162
+    (0.91, False, 1.0589),  # 20: R 0.892; nearest 0.9 f* 1.1123
+    (0.91, False, 1.0642),  # 21: R 0.888; nearest 0.9 f* 1.1121
     (0.85, False, 1.0946),  # 22: R 0.884; nearest 0.9 f* 1.1144
     (0.85, False, 1.0893),  # 23: R 0.879; nearest 0.9 f* 1.1142
     (0.85, False, 1.0842),  # 24: R 0.874
     (0.85, False, 1.0806),  # 25: R 0.869
-    (0.85, False, 1.0746),  # 26: R 0.864
-    (0.85, False, 1.0701),  # 27: R 0.859
-    (0.85, False, 1.0652),  # 28: R 0.853
-    (0.85, False, 1.0661),  # 29: R 0.848
-    (0.85, False, 1.0689),  # 30: R 0.842
-    (0.8, False, 1.0641),  # 31: R 0.836; nearest 0.85 f* 1.0726
-    (0.8, False, 1.0588),  # 32: R 0.829; nearest 0.85 f* 1.0769
-    (0.8, False, 1.0542),  # 33: R 0.822
+    (0.84, False, 1.0401),  # 26: R 0.864; nearest 0.85 f* 1.0746
+    (0.84, False, 1.0397),  # 27: R 0.859; nearest 0.85 f* 1.0701
+    (0.84, False, 1.0347),  # 28: R 0.853; nearest 0.85 f* 1.0652
+    (0.84, False, 1.0312),  # 29: R 0.848; nearest 0.85 f* 1.0661
+    (0.84, False, 1.0357),  # 30: R 0.842; nearest 0.85 f* 1.0689
+    (0.84, False, 1.0392),  # 31: R 0.836; nearest 0.85 f* 1.0726
+    (0.84, False, 1.0437),  # 32: R 0.829; nearest 0.85 f* 1.0769
+    (0.84, False, 1.0505),  # 33: R 0.822; nearest 0.8 f* 1.0542
     (0.8, False, 1.0486),  # 34: R 0.816
     (0.8, False, 1.0437),  # 35: R 0.808
-    (0.8, False, 1.0401),  # 36: R 0.801
-    (0.8, False, 1.0401),  # 37: R 0.793
-    (0.8, False, 1.0445),  # 38: R 0.785
-    (0.75, False, 1.0427),  # 39: R 0.777; nearest 0.8 f* 1.0480
+    (0.79, False, 1.0327),  # 36: R 0.801; nearest 0.8 f* 1.0401
+    (0.79, False, 1.0280),  # 37: R 0.793; nearest 0.8 f* 1.0401
+    (0.79, False, 1.0272),  # 38: R 0.785; nearest 0.8 f* 1.0445
+    (0.79, False, 1.0311),  # 39: R 0.777; nearest 0.8 f* 1.0480
     (0.75, False, 1.0388),  # 40: R 0.768
     (0.75, False, 1.0333),  # 41: R 0.759
     (0.75, False, 1.0299),  # 42: R 0.750
@@ -344,8 +389,8 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
-_FAMILY = "pegforest-bsc26r"
-_FORMAT = 8
+_FAMILY = "pegforest-bsc26g"
+_FORMAT = 9
 _ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
@@ -413,6 +458,11 @@ def _untainted(  # pragma: no cover - numba
     return chosen[:k], anchor[:k], k
 
 
+def is_forest(n_key: int) -> bool:
+    """Whether keys of ``n_key`` bits get the forest construction (:data:`FOREST_RUNGS`)."""
+    return n_key >= FOREST_MIN_KEY_BITS
+
+
 def ladder(n_key: int, k: int) -> tuple[int, int, float]:
     """``(M_k, d_k, R₀)`` of rung ``k`` for ``n_key`` key bits (module docstring).
 
@@ -422,7 +472,7 @@ def ladder(n_key: int, k: int) -> tuple[int, int, float]:
     """
     m = int(np.ceil(n_key * LADDER_BASE * LADDER_RATIO**k))
     d = int(np.ceil(SPECIAL_FRACTION * m))
-    if n_key >= FOREST_MIN_KEY_BITS:
+    if is_forest(n_key):
         return m, d, FOREST_RUNGS[k][0]
     rate = 1.0 - m / (n_key + d)
     nearest = min(MOTHER_RATES, key=lambda r: (abs(r - rate), r))
@@ -470,7 +520,7 @@ def rung_degrees(
     rate's Table I ``ρ`` (:func:`check_degrees`), which must be one of :data:`ELKOUSS_2009`.
     """
     m, d, _ = ladder(n_key, k)
-    dist = FAMILY[rate]
+    dist = distribution(rate)
     degs = variable_degrees(n_key + d, m, dist, dist.cap_two)
     if not spread:
         return degs, None
@@ -574,7 +624,7 @@ def _cache_file(n_key: int, rung: int, seed: int) -> Path | None:
 def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
     m, d, rate = ladder(n_key, rung)
     n = n_key + d
-    forest = n_key >= FOREST_MIN_KEY_BITS
+    forest = is_forest(n_key)
     degs, checks = rung_degrees(n_key, rung, rate, forest and FOREST_RUNGS[rung][1])
     # PEG places the degree-2 variables first, then the others in a public pseudo-random
     # order, not by ascending degree (module docstring: that order lost 4–8 % of efficiency)
@@ -582,7 +632,8 @@ def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
         shuffle = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x0DE6]))
         two = int(np.count_nonzero(degs == 2))
         degs = np.concatenate([degs[:two], shuffle.permutation(degs[two:])])
-    graph = forest_graph(degs, m, seed, checks) if forest else peg_graph(degs, m, seed)
+    girth = GIRTH_TWO if rate in FOREST_FAMILY else 0
+    graph = forest_graph(degs, m, seed, checks, girth) if forest else peg_graph(degs, m, seed)
     if graph is None:  # pragma: no cover - defensive
         raise ReconciliationError(
             f"graph construction failed for n={n}, m={m}, seed={seed}: try another seed"

@@ -142,6 +142,7 @@ from diqkd.postproc._entropy import binary_entropy
 
 __all__ = [
     "DESIGNED",
+    "FOREST_FAMILY_REACH",
     "DEResult",
     "check_rate",
     "concentrated_rho",
@@ -167,6 +168,8 @@ MAX_EVOLVE_DEGREE = 100
 #: Fraction of the stability bound on ``λ₂`` the optimiser allows: at the bound itself the
 #: error decays arbitrarily slowly near 0 and DE within an iteration limit cannot converge.
 STABILITY_MARGIN = 0.9
+#: :func:`forest_rung_table` tries a forest-only ensemble on rungs whose rate is this close.
+FOREST_FAMILY_REACH = 0.025
 #: DE has converged once the error probability of the variable-to-check messages is below this.
 CONVERGED = 1e-7
 #: Iterations without a new minimum of the error probability before DE is declared stuck.
@@ -952,11 +955,19 @@ def forest_rung_table(
     """Regenerate :data:`~diqkd.postproc._ldpc_codes.FOREST_RUNGS`: for each rung, the best of
     the three :data:`~diqkd.postproc._ldpc_codes.FAMILY` rates nearest to its rate, each with
     concentrated checks and, where Table I gives it a spread ``ρ``, with those
-    (:func:`rung_threshold_efficiency`); the nearest rate with concentrated checks (the
+    (:func:`rung_threshold_efficiency`), and the forest-only ensembles
+    (:data:`~diqkd.postproc._ldpc_codes.FOREST_FAMILY`) within :data:`FOREST_FAMILY_REACH` of
+    its rate; the nearest family rate with concentrated checks (the
     construction before the table) is kept unless another beats it by more than ``margin``
     (the coarse grid's accuracy). 10 s to 2 min of CPU per rung, ≈ 45 min for all 65.
     """
-    from diqkd.postproc._ldpc_codes import FAMILY, LADDER_BASE, LADDER_RATIO, SPECIAL_FRACTION
+    from diqkd.postproc._ldpc_codes import (
+        FAMILY,
+        FOREST_FAMILY,
+        LADDER_BASE,
+        LADDER_RATIO,
+        SPECIAL_FRACTION,
+    )
 
     out = []
     for k in rungs:
@@ -965,6 +976,7 @@ def forest_rung_table(
         near = sorted(FAMILY, key=lambda r: (abs(r - rate_k), r))[:3]
         cands = [(r, False) for r in near]
         cands += [(r, True) for r in near if _spread_table(r)]
+        cands += [(r, False) for r in FOREST_FAMILY if abs(r - rate_k) <= FOREST_FAMILY_REACH]
         scores = {c: rung_threshold_efficiency(k, *c) for c in cands}
         if log:
             print(k, {f"{r}{'s' if s else ''}": round(f, 4) for (r, s), f in scores.items()})

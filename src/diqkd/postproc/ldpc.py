@@ -45,10 +45,12 @@ from diqkd.errors import ProtocolAbort
 from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc._ldpc_codes import (
     FAMILY,
+    FOREST_RUNGS,
     LADDER_TOP,
     MOTHER_RATES,
     MotherCode,
     build_code,
+    is_forest,
     ladder,
     parse_code_id,
 )
@@ -75,7 +77,13 @@ __all__ = [
     "BLIND_ROOM",
     "DEFAULT_EFFICIENCY",
     "FINITE_LENGTH_STEP",
+    "FOREST_START_BELOW",
     "KEY_STEP_GROWTH",
+    "PIN_ITERATIONS",
+    "PIN_LLR",
+    "PIN_MAX_TRIALS",
+    "PIN_MAX_UNSATISFIED",
+    "PIN_PATIENCE",
     "QBER_FLOOR",
     "LdpcAlice",
     "LdpcBob",
@@ -95,12 +103,31 @@ BLIND_ROOM = 0.05
 #: revealed (each costs a full bit but removes only ``h(Q)`` of uncertainty: a QBER estimate
 #: far too low should end in few rounds, not many).
 KEY_STEP_GROWTH = 1.5
+#: From :data:`~diqkd.postproc._ldpc_codes.FOREST_MIN_KEY_BITS` key bits ``f₀`` is the
+#: threshold efficiency of the rung's own ensemble (:data:`~diqkd.postproc._ldpc_codes.
+#: FOREST_RUNGS`) less this, at least :data:`DEFAULT_EFFICIENCY`: measured at 10⁶ (6 frames
+#: per seed) the 2 % rung of the 0.84 global design (``f*`` 1.032) gave 1.061 starting at
+#: 1.055 (half the frames stopped at the first syndrome) and 1.047–1.048 starting at 1.03.
+FOREST_START_BELOW = 0.01
 #: Added to ``f₀`` per decade of ``n`` below 10⁶ (:func:`default_efficiency`). It was 0.04
 #: (above where a typical frame decodes at 10⁵); at 0.02 the first syndrome sits about 1 %
 #: below that, so that the better frames stop early: measured at 10⁵ (40 frames each, blind
 #: step 0.01·n·h(Q)), f = 1.106 → 1.092 at QBER 2 %, 1.077 → 1.069 at 3 %, 1.072 at 5 %
 #: (unchanged), for 1.6–2.2 blind steps instead of 0.2–1.0 (benchmarks/README.md).
 FINITE_LENGTH_STEP = 0.02
+#: Bob's trapping-set escape (:meth:`~diqkd.postproc._ldpc_kernels.LayeredDecoder.pin`): tried
+#: when a decoding attempt stalls with at most this many unsatisfied checks. Such a stall is a
+#: small trapping set, not a lack of information: measured at ``n = 10⁶``, QBER 2 %, a frame
+#: stalled at 5 wrong bits (4 of degree 2 on a path closed by one of degree 3) and 1
+#: unsatisfied check through 5 blind steps (f 1.05 → 1.10); flipping the second-least reliable
+#: variable of that check decoded it in 1.5 s, without a blind step.
+PIN_MAX_UNSATISFIED = 8
+#: At most this many trials (the variables of the unsatisfied checks, least reliable first).
+PIN_MAX_TRIALS = 24
+#: LLR pushed against a trial variable's hard decision, and the iterations of each trial.
+PIN_LLR = 40.0
+PIN_ITERATIONS = 30
+PIN_PATIENCE = 8
 #: Smallest QBER used to size the syndrome and the priors.
 QBER_FLOOR = 1e-3
 
@@ -129,9 +156,16 @@ def default_efficiency(n_key: int, qber: float | None = None) -> float:
     there and the others take a few blind steps (each costing ``patience`` iterations). For the
     high rates (QBER ≲ 2 %) ``f*`` is itself above 1.03 (1.06 at rate 0.85, 1.12 at 0.9):
     starting there keeps the punctured reserve for the blind steps instead of spending it
-    below the threshold.
+    below the threshold. From :data:`~diqkd.postproc._ldpc_codes.FOREST_MIN_KEY_BITS` key bits
+    each rung has its own ensemble, and ``f₀ = max(1.03, f*_k − FOREST_START_BELOW)`` with
+    ``f*_k`` the threshold efficiency of the rung ``k`` a 1.03 target picks
+    (:data:`~diqkd.postproc._ldpc_codes.FOREST_RUNGS`).
     """
     base = DEFAULT_EFFICIENCY
+    if qber is not None and is_forest(n_key):
+        # the rung the 1.03 target picks, and the threshold of the ensemble it builds
+        k, _ = choose_code(n_key, qber, DEFAULT_EFFICIENCY)
+        return max(base, FOREST_RUNGS[k][2] - FOREST_START_BELOW)
     if qber is not None:
         q = _check_qber(qber)
         rate = 1.0 - DEFAULT_EFFICIENCY * binary_entropy(q)
@@ -440,7 +474,7 @@ class LdpcBob:
         code, decoder = self._code, self._decoder
         if code is None or decoder is None:
             raise ProtocolAbort("RevealReply before SyndromeMessage: abort the session")
-        ok = decoder.run(self._max_iterations, self._patience)
+        ok = decoder.run(self._max_iterations, self._patience) or _escape(code, decoder)
         self._converged = ok
         if self._reveal_rounds == 0:
             self._first_ok = ok
@@ -464,6 +498,22 @@ class LdpcBob:
             self._key_rounds += 1
         self._pending = np.sort(self._queue[used : used + step])
         return RevealRequest(indices=self._pending)
+
+
+def _escape(code: MotherCode, decoder: LayeredDecoder) -> bool:
+    """Bob's local trapping-set escape after a stalled attempt (no message, no leak): with at
+    most :data:`PIN_MAX_UNSATISFIED` unsatisfied checks, try pinning their unknown variables
+    (``|posterior| < KNOWN_LLR/2``), least reliable first (:data:`PIN_MAX_TRIALS`)."""
+    unsat = decoder.unsatisfied()
+    if not 0 < unsat.size <= PIN_MAX_UNSATISFIED:
+        return False
+    cands = np.unique(
+        np.concatenate([code.check_var[code.check_ptr[c] : code.check_ptr[c + 1]] for c in unsat])
+    ).astype(np.int64)
+    reliability = np.abs(decoder.post[cands])
+    cands = cands[reliability < KNOWN_LLR / 2]
+    order = np.argsort(np.abs(decoder.post[cands]), kind="stable")[:PIN_MAX_TRIALS]
+    return decoder.pin(cands[order], PIN_LLR, PIN_ITERATIONS, PIN_PATIENCE)
 
 
 @dataclass(frozen=True)

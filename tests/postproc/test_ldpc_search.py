@@ -1,0 +1,78 @@
+"""Global search of LDPC ensembles (differential evolution over λ) and its table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diqkd.errors import ReconciliationError
+from diqkd.postproc._entropy import binary_entropy
+from diqkd.postproc._ldpc_codes import FAMILY, FOREST_FAMILY
+from diqkd.postproc._ldpc_design import _stability_cap, concentrated_rho, design_rate
+from diqkd.postproc._ldpc_search import (
+    GLOBAL_DESIGNED,
+    SEARCH_DEGREES,
+    global_search,
+    search_objective,
+)
+
+
+def test_global_designs_are_well_formed_ensembles() -> None:
+    assert GLOBAL_DESIGNED, "the table is empty"
+    for rate, (lam, rho, p_star) in GLOBAL_DESIGNED.items():
+        assert rate not in FAMILY and rate in FOREST_FAMILY  # named by rate alone
+        assert sum(lam.values()) == pytest.approx(1.0, abs=1e-6)
+        assert sum(rho.values()) == pytest.approx(1.0, abs=1e-6)
+        assert set(lam) <= set(SEARCH_DEGREES) and max(rho) - min(rho) <= 1  # concentrated
+        assert design_rate(lam, rho) == pytest.approx(rate, abs=2e-4)
+        # variant "b": λ₂ within the stability bound at p*, but beyond the forest's 2/d̄c
+        dc = 1.0 / sum(w / d for d, w in rho.items())
+        assert lam[2] < _stability_cap(rho, p_star)
+        assert lam[2] > 2.0 / dc
+        f_star = (1.0 - rate) / binary_entropy(p_star)
+        assert 1.0 < f_star < 1.06
+        assert FOREST_FAMILY[rate].threshold_efficiency() == pytest.approx(f_star)
+
+
+def test_objective_ranks_a_known_ensemble_near_its_threshold() -> None:
+    # the family's rate-0.5 λ at its own rate and check side: the coarse-grid f* lies within
+    # the bisection tolerance (and the coarse grid's ≈ 0.3 %) of the default grid's
+    lam = FAMILY[0.5].lam
+    rate = FAMILY[0.5].rate
+    degs = np.array(SEARCH_DEGREES)
+    x = np.zeros(degs.size)
+    for d, w in lam.items():
+        x[int(np.argmin(np.abs(degs - d)))] += w
+    f = search_objective(round(rate, 6), "b")(x)
+    assert 1.0 < f < 1.06
+    # (3,6)-regular: threshold 0.084 (Richardson, Urbanke 2001), f* = 0.5/h(0.084) ≈ 1.20, so
+    # DE fails at p(f = 1.15) and the objective says 1.15
+    regular = np.where(degs == 3, 1.0, 0.0)
+    assert search_objective(0.5, "b")(regular) == 1.15
+
+
+@pytest.mark.slow
+def test_search_never_ends_worse_than_its_start() -> None:
+    # one generation of 8: the start is in the population, so the result is at least as good
+    start = {2: 0.2, 3: 0.3, 8: 0.2, 21: 0.3}
+    lam, rho, p_star = global_search(0.6, start, generations=1, population=8)
+    assert sum(lam.values()) == pytest.approx(1.0, abs=1e-5)
+    assert rho == pytest.approx(
+        concentrated_rho(1.0 / (0.4 * sum(w / i for i, w in lam.items()))), abs=1e-5
+    )
+    # the result's p* is on the default grid, which differs from the search's coarse grid by
+    # up to ≈ 0.6 % of f* (rate 0.84: 1.0374 coarse, 1.0316 default): hence the 0.01
+    f_found = 0.4 / binary_entropy(p_star)
+    assert (
+        f_found
+        <= search_objective(0.6, "b")(np.array([start.get(d, 0.0) for d in SEARCH_DEGREES])) + 0.01
+    )
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ReconciliationError):
+        global_search(0.8, {3: 1.0}, variant="c")
+    with pytest.raises(ReconciliationError):
+        global_search(1.2, {3: 1.0})
+    with pytest.raises(ReconciliationError):
+        global_search(0.8, {3: 1.0}, population=2)
