@@ -32,22 +32,25 @@ _ldpc_codes.FAMILY`, its degrees moved onto :data:`SEARCH_DEGREES`), 2026-12-06,
 of the shared 2-core machine; ``f*`` coarse is the search's objective, ``f*`` default the
 threshold of the rounded result on the default grid (:data:`GLOBAL_DESIGNED`)::
 
-    rate  start   f* start  generations (min)  f* coarse  f* default  n₂/M  d̄c
-    0.79  0.80    1.052     ≈ 30 (43)          1.0287     1.0255      1.40  30.7
-    0.84  0.85    1.070     ≈ 17 (14)          1.0374     1.0316      1.64  44.2
-    0.91  0.90    1.135     ≈ 25 (37)          1.0419     1.0401      2.30  87.6
+    rate  start   f* start  best at generation (CPU-min)  f* coarse  f* default  n₂/M  d̄c
+    0.79  0.80    1.052     19 (36)                       1.0287     1.0255      1.40  30.7
+    0.84  0.85    1.070     12 (17)                       1.0374     1.0316      1.64  44.2
+    0.91  0.90    1.135     10 (9)                        1.0419     1.0401      2.30  87.6
 
-Each search was stopped by hand (0.91 had not improved for 15 generations, 0.79 still moved
-by ≈ 0.001 per 5 generations). For comparison, the rungs at those rates had ``f*`` 1.040
-(rung 37, QBER 3 %), 1.066–1.069 (rungs 29–30, 2 %) and 1.126 (rung 17, 1 %). Variant
-``"a"`` at 0.84 reached 1.048 in 13 minutes: the degree-2 cap, more than the optimiser,
-held the high rates back. Codes with ``n₂ ≥ M`` need the degree-2 variables beyond the forest
-placed on long cycles (:func:`~diqkd.postproc._ldpc_forest.forest_graph`, ``girth``).
+Each search was stopped by hand (0.91 had not improved for 12 generations, 0.79 for 4, 0.84
+was stopped at its 12th); they ran as a script with this objective and this initial
+population, before the function was written, so ``global_search(R, start, generations=G)``
+with the generation above should give the same ``λ`` (not re-run with the package function).
+For comparison, the rungs at those rates had ``f*`` 1.040 (rung 37, QBER 3 %), 1.066–1.069
+(rungs 29–30, 2 %) and 1.126 (rung 17, 1 %). Variant ``"a"`` at 0.84 reached 1.048 in 13
+minutes: the degree-2 cap, more than the optimiser, held the high rates back. Codes with
+``n₂ ≥ M`` need the degree-2 variables beyond the forest placed on long cycles
+(:func:`~diqkd.postproc._ldpc_forest.forest_graph`, ``girth``).
 
 Regenerate one entry (≈ 15–45 min of CPU)::
 
     from diqkd.postproc._ldpc_codes import FAMILY
-    lam, rho, p_star = global_search(0.84, FAMILY[0.85].lam, generations=17)
+    lam, rho, p_star = global_search(0.84, FAMILY[0.85].lam, generations=12)
 """
 
 from __future__ import annotations
