@@ -200,6 +200,25 @@ def test_pin_restores_failed_trials_and_keeps_the_one_that_decodes(backend: str)
     np.testing.assert_array_equal(dec.post, post)
     np.testing.assert_array_equal(dec.r, r)
     assert dec.iterations > its
-    assert dec.pin(np.r_[others, v], 2 * KNOWN_LLR, 30, 8)  # the third trial decodes
+    # the third trial decodes; trying v twice finds the same word, which is no rival, so even a
+    # huge margin keeps it
+    assert dec.pin(np.r_[others, v, v], 2 * KNOWN_LLR, 30, 8, margin=1e9)
     np.testing.assert_array_equal(dec.hard()[code.key_positions], x)
     assert dec.unsatisfied().size == 0
+
+
+def test_pin_leaves_a_tie_undecided() -> None:
+    # two checks on the same two variables: both 00 and 11 satisfy the zero syndrome, and with
+    # priors +1 and −1 they cost the same (1 nat each); the stalled state 01 is neither
+    ptr = np.array([0, 2, 4], dtype=np.int64)
+    var = np.array([0, 1, 0, 1], dtype=np.int32)
+    syn = np.zeros(2, dtype=np.uint8)
+    for backend in ("numba", "numpy"):
+        dec = LayeredDecoder(ptr, var, syn, np.array([1.0, -1.0], np.float32), backend)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(dec.unsatisfied(), [0, 1])
+        post, r = dec.post.copy(), dec.r
+        assert not dec.pin(np.array([0, 1]), 10.0, 20, 5, margin=0.5)  # a tie: undecided
+        np.testing.assert_array_equal(dec.post, post)
+        np.testing.assert_array_equal(dec.r, r)
+        assert dec.pin(np.array([0, 1]), 10.0, 20, 5)  # margin 0: one of the two words
+        assert dec.unsatisfied().size == 0 and dec.hard()[0] == dec.hard()[1]

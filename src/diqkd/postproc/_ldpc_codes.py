@@ -64,8 +64,8 @@ at 5 % (16 frames) (benchmarks/README.md). At the high rates (QBER ≤ 3 %) the 
 include the ensembles of a global search (:data:`FOREST_FAMILY`, from
 :mod:`~diqkd.postproc._ldpc_search`: differential evolution over ``λ`` with only the stability
 bound on ``λ₂``, so ``n₂`` exceeds ``M``), whose degree-2 variables beyond the forest are
-placed on long cycles (:data:`GIRTH_TWO`); they take the rungs from QBER ≈ 0.7 % to 3.5 %
-(f* 1.026–1.071 where the family gave 1.040–1.124). Shorter keys get a PEG graph
+placed on long cycles (:data:`GIRTH_TWO`); they take the rungs from QBER ≈ 0.8 % to 3.4 %
+(f* 1.027–1.071 where the family gave 1.040–1.128). Shorter keys get a PEG graph
 (:mod:`~diqkd.postproc._ldpc_peg`), whose girth matters there; the rest of this section is about
 PEG. It places the degree-2 variables first and the others in a public pseudo-random order. Hu et
 al. process all of them by ascending degree; with the lowest-degree check rule that spreads each

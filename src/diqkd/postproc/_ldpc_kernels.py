@@ -828,21 +828,50 @@ class LayeredDecoder:
         return np.flatnonzero(parity != self._syn).astype(np.int64)
 
     def pin(
-        self, candidates: NDArray[np.int64], llr: float, max_iterations: int, patience: int
+        self,
+        candidates: NDArray[np.int64],
+        llr: float,
+        max_iterations: int,
+        patience: int,
+        margin: float = 0.0,
     ) -> bool:
-        """Escape a trapping set by backtracking: for each candidate in turn, push its posterior
-        by ``llr`` against its hard decision and iterate from the stalled state; keep the first
-        trial that satisfies the syndrome, otherwise restore the posteriors and messages after
-        each trial (so a failed escape leaves the decoding exactly as it was). The flip-and-
-        restart idea of Kang, Huang, Lin, Abdel-Ghaffar, "An iterative decoding algorithm with
+        """Escape a trapping set by backtracking, keeping the likeliest word found if it is
+        clearly the likeliest.
+
+        For each candidate in turn, its posterior is pushed by ``llr`` against its hard decision
+        and BP resumes from the stalled state; after each trial the state (posteriors and
+        messages) is restored. Of the trials that satisfy the syndrome, the word with the least
+        channel cost ``Σ_v |L_v|·[x̂_v ≠ sign L_v]`` (``L`` the priors: the maximum-likelihood
+        choice among them, as in Chase's list decoding, IEEE TIT 18, 170 (1972)) is kept, but
+        only if every other word found costs at least ``margin`` more; otherwise, or if no
+        trial converges, ``False`` and the state as it was (more information must decide).
+        Why: a stall on a path of degree-2 variables between two unsatisfied checks can be
+        closed either way round a cycle. Measured at 10⁶, QBER 1 %: the first trial that
+        converged gave a word 10 bits off, and the true word, found by another trial, had
+        exactly the same cost (5 of the 10 bits were channel errors). The flip-and-restart idea
+        is that of Kang, Huang, Lin, Abdel-Ghaffar, "An iterative decoding algorithm with
         backtracking to lower the error-floors of LDPC codes", IEEE Trans. Commun. 59, 64
         (2011). Every trial's iterations count in :attr:`iterations`.
         """
         post, r = self.post.copy(), self._r.copy()
+        var = self.layout.var
+        prior = post - np.bincount(var, weights=r, minlength=post.size).astype(np.float32)
+        weight, sign = np.abs(prior), prior < 0
+        found: list[tuple[float, bytes, NDArray[np.float32], NDArray[np.float32]]] = []
         for v in np.asarray(candidates, dtype=np.int64):
             self.post[v] -= np.float32(llr) * (np.float32(1.0) if self.post[v] >= 0 else -1)
             if self.run(max_iterations, patience):
-                return True
+                hard = self.post < 0
+                cost = float(weight[hard != sign].sum())
+                found.append((cost, np.packbits(hard).tobytes(), self.post.copy(), self._r.copy()))
             self.post[:] = post
             self._r[:] = r
-        return False
+        if not found:
+            return False
+        best = min(found, key=lambda t: t[0])
+        rivals = [c for c, word, _, _ in found if word != best[1]]
+        if rivals and min(rivals) - best[0] < margin:
+            return False
+        self.post[:] = best[2]
+        self._r[:] = best[3]
+        return True
