@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diqkd.errors import ReconciliationError
-from diqkd.postproc._entropy import binary_entropy
+from diqkd.postproc._entropy import binary_entropy, inverse_binary_entropy
 from diqkd.postproc._ldpc_codes import FAMILY, FOREST_FAMILY
 from diqkd.postproc._ldpc_design import _stability_cap, concentrated_rho, design_rate
 from diqkd.postproc._ldpc_search import (
@@ -76,3 +78,16 @@ def test_bad_arguments_are_refused() -> None:
         global_search(1.2, {3: 1.0})
     with pytest.raises(ReconciliationError):
         global_search(0.8, {3: 1.0}, population=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.floats(1e-5, 0.5))
+def test_property_inverse_binary_entropy_inverts_h(p: float) -> None:
+    # bisection to 2⁻⁶⁰ of the bracket: p back to ≈ 1e-12 relative where h' is not tiny
+    h = binary_entropy(p)
+    q = inverse_binary_entropy(h)
+    assert binary_entropy(q) <= h
+    assert q == pytest.approx(p, rel=1e-6, abs=1e-9) or p > 0.4999
+    assert inverse_binary_entropy(0.0) == 1e-6
+    with pytest.raises(ReconciliationError):
+        inverse_binary_entropy(1.5)

@@ -138,7 +138,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from diqkd.errors import ReconciliationError
-from diqkd.postproc._entropy import binary_entropy
+from diqkd.postproc._entropy import binary_entropy, inverse_binary_entropy
 
 __all__ = [
     "DESIGNED",
@@ -921,11 +921,7 @@ def rung_threshold_efficiency(
     else:
         rho = edge_fractions(checks)
     r = design_rate(lam, rho)
-    lo_h, hi_h = 1e-6, 0.5  # p with h(p) = (1 − R)/1.04, a guess of f* = 1.04
-    for _ in range(60):
-        mid = 0.5 * (lo_h + hi_h)
-        lo_h, hi_h = (mid, hi_h) if binary_entropy(mid) < (1 - r) / 1.04 else (lo_h, mid)
-    guess = lo_h
+    guess = inverse_binary_entropy((1 - r) / 1.04)  # p of f* = 1.04
     lo, hi = 0.92 * guess, 1.06 * guess
     for _ in range(6):
         p = threshold(lam, rho, lo, hi, tol=1e-3 * guess, llr_step=llr_step, l_max=l_max)

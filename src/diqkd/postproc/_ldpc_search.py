@@ -67,7 +67,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from diqkd.errors import ReconciliationError
-from diqkd.postproc._entropy import binary_entropy
+from diqkd.postproc._entropy import binary_entropy, inverse_binary_entropy
 from diqkd.postproc._ldpc_design import (
     _rounded,
     _stability_cap,
@@ -83,12 +83,8 @@ SEARCH_DEGREES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 21, 25, 3
 
 
 def _p_at(rate: float, f: float) -> float:
-    """The crossover ``p`` with ``(1 − R)/h(p) = f`` (bisection on ``h``, increasing on (0, ½))."""
-    lo, hi = 1e-6, 0.5
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if binary_entropy(mid) < (1.0 - rate) / f else (lo, mid)
-    return lo
+    """The crossover ``p`` with ``(1 − R)/h(p) = f``."""
+    return inverse_binary_entropy((1.0 - rate) / f)
 
 
 def _to_lambda(
