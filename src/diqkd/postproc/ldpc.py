@@ -120,7 +120,7 @@ FINITE_LENGTH_STEP = 0.02
 #: when a decoding attempt stalls with at most this many unsatisfied checks. Such a stall is a
 #: small trapping set, not a lack of information: measured at ``n = 10⁶``, QBER 2 %, a frame
 #: stalled at 5 wrong bits (4 of degree 2 on a path closed by one of degree 3) and 1
-#: unsatisfied check through 5 blind steps (f 1.05 → 1.10); flipping the second-least reliable
+#: unsatisfied check through 5 blind steps (f 1.05 → 1.10); pinning the second-least reliable
 #: variable of that check decoded it in 1.5 s, without a blind step.
 PIN_MAX_UNSATISFIED = 8
 #: At most this many trials (the variables of the unsatisfied checks, least reliable first).
@@ -518,8 +518,9 @@ def _escape(code: MotherCode, decoder: LayeredDecoder, qber: float) -> bool:
         np.concatenate([code.check_var[code.check_ptr[c] : code.check_ptr[c + 1]] for c in unsat])
     ).astype(np.int64)
     reliability = np.abs(decoder.post[cands])
-    cands = cands[reliability < KNOWN_LLR / 2]
-    order = np.argsort(np.abs(decoder.post[cands]), kind="stable")[:PIN_MAX_TRIALS]
+    unknown = reliability < KNOWN_LLR / 2
+    cands, reliability = cands[unknown], reliability[unknown]
+    order = np.argsort(reliability, kind="stable")[:PIN_MAX_TRIALS]
     margin = PIN_MARGIN_BITS * bsc_llr(qber)
     return decoder.pin(cands[order], PIN_LLR, PIN_ITERATIONS, PIN_PATIENCE, margin)
 
