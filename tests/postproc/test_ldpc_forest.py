@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
@@ -211,6 +211,7 @@ def test_long_keys_get_the_forest_construction(monkeypatch: pytest.MonkeyPatch, 
     m=st.integers(10, 5000),
     mean=st.floats(2.5, 60.0),
 )
+@example(table=0.5, m=10, mean=40.0)  # more residue than checks of the most common degree
 def test_property_check_degrees_keep_sum_and_shape(table: float, m: int, mean: float) -> None:
     edges = int(mean * m)
     degs = check_degrees(m, edges, ELKOUSS_2009[table].rho)
