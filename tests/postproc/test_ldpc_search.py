@@ -14,6 +14,7 @@ from diqkd.postproc._ldpc_design import _stability_cap, concentrated_rho, design
 from diqkd.postproc._ldpc_search import (
     GLOBAL_DESIGNED,
     SEARCH_DEGREES,
+    _to_lambda,
     global_search,
     search_objective,
 )
@@ -73,7 +74,7 @@ def test_search_never_ends_worse_than_its_start() -> None:
 
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ReconciliationError):
-        global_search(0.8, {3: 1.0}, variant="c")
+        global_search(0.8, {3: 1.0}, variant="d")
     with pytest.raises(ReconciliationError):
         global_search(1.2, {3: 1.0})
     with pytest.raises(ReconciliationError):
@@ -91,3 +92,24 @@ def test_property_inverse_binary_entropy_inverts_h(p: float) -> None:
     assert inverse_binary_entropy(0.0) == 1e-6
     with pytest.raises(ReconciliationError):
         inverse_binary_entropy(1.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=st.lists(st.floats(0.0, 1.0), min_size=len(SEARCH_DEGREES), max_size=len(SEARCH_DEGREES)),
+    rate=st.sampled_from([0.5, 0.79, 0.905]),
+)
+def test_property_degree_two_caps_hold(x: list[float], rate: float) -> None:
+    # every variant keeps λ₂ below 0.95 × the stability bound at p(f = 1.03); "a" also keeps
+    # n₂ = λ₂·d̄c/2 ≤ M and "c" n₂ ≤ 1.5·M (the clipping reaches its fixed point from above,
+    # to 1e-12)
+    degs = np.array(SEARCH_DEGREES)
+    p_ref = inverse_binary_entropy((1.0 - rate) / 1.03)
+    for variant, per_check in (("a", 2.0), ("b", np.inf), ("c", 3.0)):
+        lam, dc = _to_lambda(np.array(x), rate, variant, degs)
+        assert lam.sum() == pytest.approx(1.0)
+        assert np.all(lam >= 0.0)
+        assert dc == pytest.approx(1.0 / ((1.0 - rate) * float((lam / degs).sum())))
+        if 4.0 <= dc <= 90.0:  # the objective refuses the rest before using λ
+            assert lam[0] <= 0.95 * _stability_cap(concentrated_rho(dc), p_ref) * (1 + 1e-9)
+            assert lam[0] * dc / 2.0 <= per_check / 2.0 * (1 + 1e-9)

@@ -18,7 +18,10 @@ concentrated (:func:`~diqkd.postproc._ldpc_design.concentrated_rho`) at the mean
 ``d̄c = 1/((1 − R)·Σλᵢ/i)`` that gives the design rate ``R`` (MCT, Ch. 3). ``λ₂`` is clipped
 (and the rest rescaled) to the stability bound ``λ₂·ρ'(1) < 1/B``, ``B = 2√(p(1 − p))`` (RSU
 2001, stability condition) at the ``p`` of ``f = 1.03``, times 0.95 (variant ``"b"``), or
-also to ``2/d̄c`` (variant ``"a"``: ``n₂ ≤ M``, a forest of degree-2 variables). The
+also to ``2/d̄c`` (variant ``"a"``: ``n₂ ≤ M``, a forest of degree-2 variables) or ``3/d̄c``
+(variant ``"c"``: ``n₂ ≤ 1.5·M``, a degree-2 graph of mean degree 3, whose cycles the forest
+construction keeps long; ``n₂/M = λ₂·d̄c/2``). The clipping rescales the other weights, which
+moves ``d̄c`` and so the cap: it is iterated to its fixed point (to ``10⁻¹²``). The
 objective is ``f* = (1 − R)/h(p*)`` with ``p*`` by bisection on ``[p(f = 1.15), p(f = 1)]`` to a
 relative ``1.5·10⁻³``. The first population is the start ``λ`` and 47 copies with each weight
 multiplied by ``exp(N(0, 0.6²))`` (and, on 30 % of the degrees, a small exponential weight
@@ -87,6 +90,11 @@ def _p_at(rate: float, f: float) -> float:
     return inverse_binary_entropy((1.0 - rate) / f)
 
 
+#: The degree-2 cap of variants ``"a"`` and ``"c"``: ``λ₂ ≤ c/d̄c``, i.e. ``n₂ ≤ (c/2)·M``
+#: (``n₂/M = λ₂·d̄c/2``, MCT Ch. 3).
+_TWO_PER_CHECK = {"a": 2.0, "c": 3.0}
+
+
 def _to_lambda(
     x: NDArray[np.float64], rate: float, variant: str, degrees: NDArray[np.int64]
 ) -> tuple[NDArray[np.float64], float]:
@@ -95,11 +103,13 @@ def _to_lambda(
     lam /= lam.sum()
     p_ref = _p_at(rate, 1.03)
     dc = 1.0 / ((1.0 - rate) * float((lam / degrees).sum()))
-    for _ in range(8):  # the cap depends on d̄c, which the clipping moves
+    # the cap depends on d̄c, which the clipping moves: λ₂ falls to the fixed point from above,
+    # geometrically (≈ 2 % above it after 8 steps at rate 0.5, so iterate to convergence)
+    for _ in range(200):
         cap = 0.95 * _stability_cap(concentrated_rho(max(dc, 2.0)), p_ref)
-        if variant == "a":
-            cap = min(cap, 2.0 / dc)
-        if degrees[0] != 2 or lam[0] <= cap * (1.0 + 1e-9):
+        if variant in _TWO_PER_CHECK:
+            cap = min(cap, _TWO_PER_CHECK[variant] / dc)
+        if degrees[0] != 2 or lam[0] <= cap * (1.0 + 1e-12):
             break
         lam = np.r_[cap, lam[1:] * (1.0 - cap) / lam[1:].sum()]
         dc = 1.0 / ((1.0 - rate) * float((lam / degrees).sum()))
@@ -158,7 +168,8 @@ def global_search(
         A known ``λ`` (``{degree: edge fraction}``); its degrees are moved to the nearest of
         ``degrees``.
     variant
-        ``"b"``: ``λ₂`` below the stability bound only; ``"a"``: also ``n₂ ≤ M``.
+        ``"b"``: ``λ₂`` below the stability bound only; ``"a"``: also ``n₂ ≤ M``; ``"c"``:
+        also ``n₂ ≤ 1.5·M``.
     generations, population, seed, init_seed
         Generation limit, population size (the start and ``population − 1`` perturbed copies),
         the seed of scipy's differential evolution and that of the perturbations (the result
@@ -175,8 +186,8 @@ def global_search(
     """
     from scipy.optimize import differential_evolution  # design only: keep the decoder light
 
-    if variant not in ("a", "b"):
-        raise ReconciliationError(f"variant must be 'a' or 'b', got {variant!r}")
+    if variant not in ("a", "b", "c"):
+        raise ReconciliationError(f"variant must be 'a', 'b' or 'c', got {variant!r}")
     if not 0.0 < rate < 1.0:
         raise ReconciliationError(f"design rate must lie in (0, 1), got {rate}")
     if population < 5:
