@@ -28,10 +28,13 @@ def test_global_designs_are_well_formed_ensembles() -> None:
         assert sum(rho.values()) == pytest.approx(1.0, abs=1e-6)
         assert set(lam) <= set(SEARCH_DEGREES) and max(rho) - min(rho) <= 1  # concentrated
         assert design_rate(lam, rho) == pytest.approx(rate, abs=2e-4)
-        # variant "b": λ₂ within the stability bound at p*, but beyond the forest's 2/d̄c
+        # variants "b" and "c": λ₂ within the stability bound at p*, but beyond the forest's
+        # 2/d̄c; "c" (rate 0.905) also within 3/d̄c (n₂ ≤ 1.5·M, up to the 6-digit rounding)
         dc = 1.0 / sum(w / d for d, w in rho.items())
         assert lam[2] < _stability_cap(rho, p_star)
         assert lam[2] > 2.0 / dc
+        if rate == 0.905:
+            assert lam[2] * dc / 2.0 == pytest.approx(1.5, abs=1e-4)
         f_star = (1.0 - rate) / binary_entropy(p_star)
         assert 1.0 < f_star < 1.06
         assert FOREST_FAMILY[rate].threshold_efficiency() == pytest.approx(f_star)

@@ -62,10 +62,11 @@ with a neighbour's ``λ`` (the 5 % rung, ``R = 0.698``: rate 0.7's ``λ`` 1.047,
 Measured at ``n = 10⁶``: ``f`` 1.063 → 1.042 at QBER 8 % (316 frames, no failure) and 1.058 → 1.044
 at 5 % (16 frames) (benchmarks/README.md). At the high rates (QBER ≤ 3 %) the candidates also
 include the ensembles of a global search (:data:`FOREST_FAMILY`, from
-:mod:`~diqkd.postproc._ldpc_search`: differential evolution over ``λ`` with only the stability
-bound on ``λ₂``, so ``n₂`` exceeds ``M``), whose degree-2 variables beyond the forest are
-placed on long cycles (:data:`GIRTH_TWO`); they take 12 rungs between QBER ≈ 1.7 % and 3.4 %
-(f* 1.027–1.051 where the family gave 1.040–1.075). Shorter keys get a PEG graph
+:mod:`~diqkd.postproc._ldpc_search`: differential evolution over ``λ`` with the stability
+bound on ``λ₂`` (and at rate 0.905 ``n₂ ≤ 1.5·M``), so ``n₂`` exceeds ``M``), whose degree-2
+variables beyond the forest are placed on long cycles (:data:`GIRTH_TWO`); they take 12 rungs
+between QBER ≈ 1.7 % and 3.4 % (f* 1.027–1.051 where the family gave 1.040–1.075) and 14
+between 0.8 % and 1.4 % (f* 1.037–1.098 where it gave 1.094–1.128). Shorter keys get a PEG graph
 (:mod:`~diqkd.postproc._ldpc_peg`), whose girth matters there; the rest of this section is about
 PEG. It places the degree-2 variables first and the others in a public pseudo-random order. Hu et
 al. process all of them by ascending degree; with the lowest-degree check rule that spreads each
@@ -328,20 +329,20 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
     (0.925, False, 1.1329),  # 6: R 0.937
     (0.925, False, 1.1267),  # 7: R 0.935
     (0.925, False, 1.1218),  # 8: R 0.932
-    (0.925, False, 1.1217),  # 9: R 0.930
-    (0.925, False, 1.1222),  # 10: R 0.927
-    (0.925, False, 1.1227),  # 11: R 0.924
-    (0.925, False, 1.1232),  # 12: R 0.921
-    (0.925, False, 1.1244),  # 13: R 0.918
-    (0.925, False, 1.1262),  # 14: R 0.914
-    (0.925, False, 1.1267),  # 15: R 0.911; nearest 0.9 f* 1.1368
-    (0.925, False, 1.1279),  # 16: R 0.908; nearest 0.9 f* 1.1312
-    (0.9, False, 1.1257),  # 17: R 0.904
-    (0.9, False, 1.1209),  # 18: R 0.900
-    (0.85, False, 1.1097),  # 19: R 0.896; nearest 0.9 f* 1.1162
-    (0.85, False, 1.1048),  # 20: R 0.892; nearest 0.9 f* 1.1123
-    (0.85, False, 1.0994),  # 21: R 0.888; nearest 0.9 f* 1.1121
-    (0.85, False, 1.0946),  # 22: R 0.884; nearest 0.9 f* 1.1144
+    (0.905, False, 1.0976),  # 9: R 0.930; nearest 0.925 f* 1.1217
+    (0.905, False, 1.0886),  # 10: R 0.927; nearest 0.925 f* 1.1222
+    (0.905, False, 1.0803),  # 11: R 0.924; nearest 0.925 f* 1.1227
+    (0.905, False, 1.0721),  # 12: R 0.921; nearest 0.925 f* 1.1232
+    (0.905, False, 1.0641),  # 13: R 0.918; nearest 0.925 f* 1.1244
+    (0.905, False, 1.0563),  # 14: R 0.914; nearest 0.925 f* 1.1262
+    (0.905, False, 1.0486),  # 15: R 0.911; nearest 0.9 f* 1.1368
+    (0.905, False, 1.0415),  # 16: R 0.908; nearest 0.9 f* 1.1312
+    (0.905, False, 1.0369),  # 17: R 0.904; nearest 0.9 f* 1.1257
+    (0.905, False, 1.0387),  # 18: R 0.900; nearest 0.9 f* 1.1209
+    (0.905, False, 1.0406),  # 19: R 0.896; nearest 0.9 f* 1.1162
+    (0.905, False, 1.0480),  # 20: R 0.892; nearest 0.9 f* 1.1123
+    (0.905, False, 1.0489),  # 21: R 0.888; nearest 0.9 f* 1.1121
+    (0.905, False, 1.0527),  # 22: R 0.884; nearest 0.9 f* 1.1144
     (0.85, False, 1.0893),  # 23: R 0.879; nearest 0.9 f* 1.1142
     (0.85, False, 1.0842),  # 24: R 0.874
     (0.85, False, 1.0806),  # 25: R 0.869
@@ -389,8 +390,8 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
-_FAMILY = "pegforest-bsc26g"
-_FORMAT = 9
+_FAMILY = "pegforest-bsc26h"
+_FORMAT = 10
 _ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
