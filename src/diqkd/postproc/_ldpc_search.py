@@ -41,7 +41,7 @@ threshold of the rounded result on the default grid (:data:`GLOBAL_DESIGNED`)::
     0.91  0.90    1.135     10 (9)                        1.0419     1.0401      2.30  87.6  (*)
 
     variant "c" (n₂ ≤ 1.5·M), 2026-12-07, with this module's ``global_search``:
-    0.905 0.90    1.127     23 (23)                       1.0365     1.0346      1.50  84.9
+    0.905 0.90    1.127     22 (22)                       1.0365     1.0346      1.50  84.9
 
 Each search was stopped by hand (0.91 had not improved for 12 generations, 0.79 for 4, 0.84
 was stopped at its 12th); they ran as a script with this objective and this initial
