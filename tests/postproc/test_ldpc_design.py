@@ -113,7 +113,7 @@ def test_a_global_design_rung_entry_is_reproduced() -> None:
     assert rung_threshold_efficiency(29, rate, False) == pytest.approx(f_star, abs=5e-5)
     assert f_star < 1.035
     # the QBER-1 % rung (15, R = 0.911) builds the rate-0.905 design of variant "c"
-    # (n₂ ≤ 1.5·M); the family's rate-0.9 λ gave it f* 1.137 (table comment)
+    # (n₂ ≤ 1.5·M); the family's best for it (rate 0.925's λ) had f* 1.127
     rate, spread, f_star = FOREST_RUNGS[15]
     assert rate == 0.905 and rate in FOREST_FAMILY and not spread
     assert rung_threshold_efficiency(15, rate, False) == pytest.approx(f_star, abs=5e-5)
