@@ -857,21 +857,26 @@ class LayeredDecoder:
         var = self.layout.var
         prior = post - np.bincount(var, weights=r, minlength=post.size).astype(np.float32)
         weight, sign = np.abs(prior), prior < 0
-        found: list[tuple[float, bytes, NDArray[np.float32], NDArray[np.float32]]] = []
+        # every word found by (cost, packed word); the state only of the cheapest so far (the
+        # messages are ≈ 28 MB at 10⁶, one copy per trial would not fit 24 trials comfortably)
+        found: list[tuple[float, bytes]] = []
+        best: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None
         for v in np.asarray(candidates, dtype=np.int64):
             self.post[v] -= np.float32(llr) * (np.float32(1.0) if self.post[v] >= 0 else -1)
             if self.run(max_iterations, patience):
                 hard = self.post < 0
                 cost = float(weight[hard != sign].sum())
-                found.append((cost, np.packbits(hard).tobytes(), self.post.copy(), self._r.copy()))
+                if best is None or cost < min(c for c, _ in found):
+                    best = (self.post.copy(), self._r.copy())
+                found.append((cost, np.packbits(hard).tobytes()))
             self.post[:] = post
             self._r[:] = r
-        if not found:
+        if best is None:
             return False
-        best = min(found, key=lambda t: t[0])
-        rivals = [c for c, word, _, _ in found if word != best[1]]
-        if rivals and min(rivals) - best[0] < margin:
+        best_cost, best_word = min(found, key=lambda t: t[0])
+        rivals = [c for c, word in found if word != best_word]
+        if rivals and min(rivals) - best_cost < margin:
             return False
-        self.post[:] = best[2]
-        self._r[:] = best[3]
+        self.post[:] = best[0]
+        self._r[:] = best[1]
         return True
