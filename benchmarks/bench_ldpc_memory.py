@@ -59,10 +59,12 @@ def _touch(var: Any, post: Any, msg: Any, lanes: int, sweeps: int) -> None:  # p
         for e in range(var.size):
             row = var[e] * lanes
             col = e * lanes
+            pv = post[row : row + lanes]  # slice views: unit-stride vectors (_ldpc_kernels)
+            mv = msg[col : col + lanes]
             for j in range(lanes):
-                t = post[row + j] + msg[col + j]
-                post[row + j] = t
-                msg[col + j] = t
+                t = pv[j] + mv[j]
+                pv[j] = t
+                mv[j] = t
 
 
 def _best(fn: Any, repeat: int) -> float:
