@@ -28,13 +28,16 @@ def test_global_designs_are_well_formed_ensembles() -> None:
         assert sum(rho.values()) == pytest.approx(1.0, abs=1e-6)
         assert set(lam) <= set(SEARCH_DEGREES) and max(rho) - min(rho) <= 1  # concentrated
         assert design_rate(lam, rho) == pytest.approx(rate, abs=2e-4)
-        # variants "b" and "c": λ₂ within the stability bound at p*, but beyond the forest's
-        # 2/d̄c; "c" (rate 0.905) also within 3/d̄c (n₂ ≤ 1.5·M, up to the 6-digit rounding)
+        # λ₂ within the stability bound at p*; variant "b" (0.84) beyond the forest's 2/d̄c,
+        # "c" (0.905) at 3/d̄c (n₂ = 1.5·M) and "a" (0.79) at 2/d̄c (n₂ = M), both at their cap
+        # up to the 6-digit rounding
         dc = 1.0 / sum(w / d for d, w in rho.items())
         assert lam[2] < _stability_cap(rho, p_star)
-        assert lam[2] > 2.0 / dc
-        if rate == 0.905:
-            assert lam[2] * dc / 2.0 == pytest.approx(1.5, abs=1e-4)
+        n2_over_m = {0.79: 1.0, 0.905: 1.5}.get(rate)
+        if n2_over_m is None:
+            assert lam[2] > 2.0 / dc
+        else:
+            assert lam[2] * dc / 2.0 == pytest.approx(n2_over_m, abs=1e-4)
         f_star = (1.0 - rate) / binary_entropy(p_star)
         assert 1.0 < f_star < 1.06
         assert FOREST_FAMILY[rate].threshold_efficiency() == pytest.approx(f_star)
@@ -77,7 +80,7 @@ def test_search_never_ends_worse_than_its_start() -> None:
 
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ReconciliationError):
-        global_search(0.8, {3: 1.0}, variant="d")
+        global_search(0.8, {3: 1.0}, variant="e")
     with pytest.raises(ReconciliationError):
         global_search(1.2, {3: 1.0})
     with pytest.raises(ReconciliationError):
@@ -104,11 +107,11 @@ def test_property_inverse_binary_entropy_inverts_h(p: float) -> None:
 )
 def test_property_degree_two_caps_hold(x: list[float], rate: float) -> None:
     # every variant keeps λ₂ below 0.95 × the stability bound at p(f = 1.03); "a" also keeps
-    # n₂ = λ₂·d̄c/2 ≤ M and "c" n₂ ≤ 1.5·M (the clipping reaches its fixed point from above,
-    # to 1e-12)
+    # n₂ = λ₂·d̄c/2 ≤ M, "c" n₂ ≤ 1.5·M and "d" n₂ ≤ 1.15·M (the clipping reaches its fixed
+    # point from above, to 1e-12)
     degs = np.array(SEARCH_DEGREES)
     p_ref = inverse_binary_entropy((1.0 - rate) / 1.03)
-    for variant, per_check in (("a", 2.0), ("b", np.inf), ("c", 3.0)):
+    for variant, per_check in (("a", 2.0), ("b", np.inf), ("c", 3.0), ("d", 2.3)):
         lam, dc = _to_lambda(np.array(x), rate, variant, degs)
         assert lam.sum() == pytest.approx(1.0)
         assert np.all(lam >= 0.0)
