@@ -11,6 +11,9 @@ estimate, as in the literature's efficiency figures):
   by ≈ 3/N: a 10⁻³ claim needs ≳ 3000 frames); each final failure is reported on stderr
   (frame index, and whether Bob converged to a wrong word or not at all; ``failed_frames``
   in ``--json``);
+* **checks**: words that satisfied the syndrome but failed Alice's decoding check
+  (:data:`~diqkd.postproc.ldpc.CHECK_MAX_SHARE`), all frames together; Bob searched on from
+  each (without the check they would have been final failures, or blind steps after a tie);
 * **throughput**: Mbit of key per second of Bob's first decoding (one thread, JIT and code
   construction excluded), and of the whole protocol (both parties, every blind step);
 * **peer**: ``ldpc`` (Roffe et al., PyPI ``ldpc`` ≥ 2, C++) ``BpDecoder`` with
@@ -121,6 +124,7 @@ def run_frame(
         "t_bob": t_bob,
         "t_total": t_total,
         "iterations": bob.iterations,
+        "wrong_words": bob.wrong_words,
     }
 
 
@@ -172,7 +176,7 @@ def bench(
     t0 = time.perf_counter()
     build_code(n, rung, seed)
     t_build = time.perf_counter() - t0
-    leaks, first_fail, final_fail, rounds, its = [], 0, 0, [], []
+    leaks, first_fail, final_fail, rounds, its, wrong_words = [], 0, 0, [], [], 0
     failed: list[dict[str, Any]] = []
     t_bob = t_total = t_peer = t_ours_final = 0.0
     peer_fail = peer_done = its_peer = its_ours_final = 0
@@ -208,6 +212,7 @@ def bench(
             failed.append({"frame": frame, "failure": how})
             print(f"n={n} Q={qber} seed={seed}: frame {frame} {how}", file=sys.stderr, flush=True)
         rounds.append(res["reveal_rounds"])
+        wrong_words += res["wrong_words"]
         its.append(res["iterations"])
         t_bob += res["t_bob"]
         t_total += res["t_total"]
@@ -215,7 +220,8 @@ def bench(
             f_now = np.array(leaks, dtype=float) / (n * binary_entropy(qber))
             print(
                 f"n={n} Q={qber} seed={seed}: {frame}/{frames} frames, f = {f_now.mean():.4f}"
-                f" (max {f_now.max():.4f}), {final_fail} final failures",
+                f" (max {f_now.max():.4f}), {final_fail} final failures,"
+                f" {wrong_words} words refused by the check",
                 file=sys.stderr,
                 flush=True,
             )
@@ -239,6 +245,7 @@ def bench(
         "fer_final": final_fail / frames,
         "fer_final_upper95": fer_upper(final_fail, frames),
         "failed_frames": failed,
+        "check_refused_words": wrong_words,
         "blind_steps_mean": float(np.mean(rounds)),
         "iterations_mean": float(np.mean(its)),
         "ours_bob_mbit_s": n * frames / t_bob / 1e6,
@@ -291,9 +298,9 @@ def main() -> None:
     os.environ[CACHE_ENV] = args.cache_dir
     head = (
         f"{'n':>8} {'QBER':>5} {'k':>3} {'R0':>4} {'p':>6} {'f':>6} {'±':>5} {'f_max':>6} "
-        f"{'FER1':>5} {'FERfin':>6} {'≤(95%)':>7} {'steps':>5} {'iters':>5} {'Bob Mb/s':>8} "
-        f"{'proto':>6} {'final':>6} {'peerFER':>7} {'peer Mb/s':>9} {'ratio':>6} {'it o/p':>7} "
-        f"{'r/iter':>6} {'build s':>7}"
+        f"{'FER1':>5} {'FERfin':>6} {'≤(95%)':>7} {'chk':>3} {'steps':>5} {'iters':>5} "
+        f"{'Bob Mb/s':>8} {'proto':>6} {'final':>6} {'peerFER':>7} {'peer Mb/s':>9} {'ratio':>6} "
+        f"{'it o/p':>7} {'r/iter':>6} {'build s':>7}"
     )
     if not args.json:
         print(head, flush=True)
@@ -319,7 +326,7 @@ def main() -> None:
                 f"{r['n']:8d} {r['qber']:5.3f} {r['rung']:3d} {r['table_rate']:4.2f} "
                 f"{r['punctured']:6d} {r['f_mean']:6.3f} {r['f_sem']:5.3f} {r['f_max']:6.3f} "
                 f"{r['fer_one_shot']:5.2f} {r['fer_final']:6.3f} {r['fer_final_upper95']:7.1e} "
-                f"{r['blind_steps_mean']:5.1f} "
+                f"{r['check_refused_words']:3d} {r['blind_steps_mean']:5.1f} "
                 f"{r['iterations_mean']:5.0f} {r['ours_bob_mbit_s']:8.2f} "
                 f"{r['ours_protocol_mbit_s']:6.2f} {peer} {r['build_s']:7.1f}",
                 flush=True,

@@ -99,7 +99,14 @@ def messages(draw: st.DrawFn) -> ReconciliationMessage:
     if kind == 4:
         return RevealReply(bits=draw(bit_vectors))
     if kind == 5:
-        return SyndromeMessage(code_id=draw(st.text(max_size=20)), syndrome=draw(bit_vectors))
+        tag = draw(st.binary(max_size=16))
+        key = draw(st.binary(min_size=16, max_size=16)) if tag else b""
+        return SyndromeMessage(
+            code_id=draw(st.text(max_size=20)),
+            syndrome=draw(bit_vectors),
+            check_key=key,
+            check_tag=tag,
+        )
     return Done()
 
 
@@ -124,6 +131,10 @@ def test_disclosed_bits_follow_the_cascade_convention() -> None:
     assert ParityReply(parities=np.array([1, 0, 1])).disclosed_bits == 3
     assert RevealReply(bits=np.array([0, 0])).disclosed_bits == 2
     assert SyndromeMessage(code_id="x", syndrome=np.ones(7, np.uint8)).disclosed_bits == 7
+    checked = SyndromeMessage(
+        code_id="x", syndrome=np.ones(7, np.uint8), check_key=bytes(16), check_tag=b"\x00" * 4
+    )
+    assert checked.disclosed_bits == 7 + 32  # the tag counts, the random key h does not
     assert CascadeStart(n_bits=10, shuffle_seed=0, block_sizes=(4, 5)).n_top_level_blocks == 5
 
 
@@ -142,14 +153,15 @@ def test_messages_are_frozen_and_read_only() -> None:
     ("data", "match"),
     [
         (b"", "header"),
-        (b"\x02\x03", "wire version"),
-        (b"\x01\x63", "unknown message kind"),
+        (b"\x01\x03", "wire version"),  # version 1 (before the check tag) is refused
+        (b"\x02\x63", "unknown message kind"),
         (ParityReply(parities=np.ones(3, np.uint8)).to_bytes()[:-1], "truncated"),
         (Done().to_bytes() + b"\x00", "trailing"),
-        (b"\x01\x03\x03\x00\x00\x00\xff", "padding"),  # 3 parities, 5 stray padding bits
-        (b"\x01\x02\x01\x00\x00\x00\x00\x00\x05\x00\x00\x00\x05\x00\x00\x00", "start < end"),
-        (b"\x01\x04\x02\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00", "increasing"),
-        (b"\x01\x01" + (0).to_bytes(8, "little") * 2 + b"\x00\x00", "n_bits"),
+        (b"\x02\x03\x03\x00\x00\x00\xff", "padding"),  # 3 parities, 5 stray padding bits
+        (b"\x02\x02\x01\x00\x00\x00\x00\x00\x05\x00\x00\x00\x05\x00\x00\x00", "start < end"),
+        (b"\x02\x04\x02\x00\x00\x00\x05\x00\x00\x00\x01\x00\x00\x00", "increasing"),
+        (b"\x02\x01" + (0).to_bytes(8, "little") * 2 + b"\x00\x00", "n_bits"),
+        (b"\x02\x06\x01x\x04" + bytes(10), "truncated"),  # a check tag without its key
     ],
 )
 def test_malformed_bytes_abort(data: bytes, match: str) -> None:
@@ -179,6 +191,10 @@ def test_from_bytes_checks_the_kind() -> None:
         lambda: CascadeStart(n_bits=8, shuffle_seed=0, block_sizes=(9,)),
         lambda: CascadeStart(n_bits=8, shuffle_seed=0, block_sizes=()),
         lambda: SyndromeMessage(code_id="x" * 256),
+        lambda: SyndromeMessage(code_id="x", check_key=bytes(16)),
+        lambda: SyndromeMessage(code_id="x", check_key=bytes(15), check_tag=b"\x01"),
+        lambda: SyndromeMessage(code_id="x", check_key=bytes(16), check_tag=bytes(17)),
+        lambda: SyndromeMessage(code_id="x", check_key="k" * 16, check_tag=b"\x01"),  # type: ignore[arg-type]
     ],
 )
 def test_invalid_message_fields_raise(build: object) -> None:

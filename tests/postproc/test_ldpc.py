@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from diqkd.errors import ProtocolAbort, ReconciliationError, VerificationFailed
+from diqkd.errors import DiqkdError, ProtocolAbort, ReconciliationError, VerificationFailed
 from diqkd.postproc._ldpc_codes import (
     ELKOUSS_2009,
     FAMILY,
@@ -34,6 +34,7 @@ from diqkd.postproc._ldpc_kernels import (
 )
 from diqkd.postproc.ldpc import (
     BLIND_ROOM,
+    CHECK_MAX_SHARE,
     FINITE_LENGTH_STEP,
     FOREST_START_BELOW,
     LdpcAlice,
@@ -45,7 +46,13 @@ from diqkd.postproc.ldpc import (
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import Done, RevealReply, RevealRequest, SyndromeMessage
 from diqkd.postproc.reconcile import binary_entropy, reconcile
-from diqkd.postproc.verify import new_verification_key, verification_tag, verify_keys
+from diqkd.postproc.verify import (
+    CHECK_TAG_BITS,
+    check_tag,
+    new_verification_key,
+    verification_tag,
+    verify_keys,
+)
 
 
 def noisy_pair(
@@ -373,6 +380,100 @@ def test_bad_parameters_raise() -> None:
         LdpcBob(key, 0.03, reveal_fraction=0.0)
     with pytest.raises(ReconciliationError):
         LdpcBob(key, 0.03, patience=0)
+
+
+def test_check_tag_is_the_truncated_ghash_and_rejects_bad_arguments() -> None:
+    bits = np.random.default_rng(3).integers(0, 2, 1001, dtype=np.uint8)
+    key = new_verification_key()
+    assert check_tag(bits, key) == verification_tag(bits, key)[: CHECK_TAG_BITS // 8]
+    assert check_tag(bits, key, tag_bits=64) == verification_tag(bits, key, tag_bits=64)
+    assert check_tag(bits ^ np.eye(1, 1001, 500, dtype=np.uint8)[0], key) != check_tag(bits, key)
+    for bad in (0, 12, 136, True):
+        with pytest.raises(DiqkdError, match=r"tag_bits|check tag"):
+            check_tag(bits, key, tag_bits=bad)
+    with pytest.raises(DiqkdError, match="without a pad"):
+        check_tag(bits, new_verification_key(padded=True))
+
+
+def test_alice_adds_the_check_when_it_is_cheap() -> None:
+    small = LdpcAlice(np.zeros(4000, np.uint8), 0.05).first_message()
+    assert small.check_tag == b"" and small.disclosed_bits == small.syndrome.size
+    big = LdpcAlice(np.zeros(30000, np.uint8), 0.05).first_message()
+    assert CHECK_MAX_SHARE * big.syndrome.size >= CHECK_TAG_BITS
+    assert len(big.check_key) == 16 and len(big.check_tag) == CHECK_TAG_BITS // 8
+    assert big.disclosed_bits == big.syndrome.size + CHECK_TAG_BITS
+    again = LdpcAlice(np.zeros(30000, np.uint8), 0.05).first_message()
+    assert again.check_key != big.check_key  # a fresh h from the OS CSPRNG each session
+
+
+def _key_codeword(code: MotherCode, seed: int) -> NDArray[np.uint8]:
+    """A nonzero word on the key positions with ``H·c = 0`` (GF(2) elimination on M + 1 of
+    the key columns: their rank is at most M, so a dependency exists)."""
+    rng = np.random.default_rng(seed)
+    cols = np.sort(rng.choice(code.n_key, code.m + 1, replace=False))
+    dense = np.zeros((code.m, code.n), np.uint8)
+    rows = np.repeat(np.arange(code.m), np.diff(code.check_ptr))
+    dense[rows, code.check_var] = 1
+    a = dense[:, code.key_positions[cols]]
+    pivots: list[int] = []
+    row = 0
+    for col in range(a.shape[1]):
+        hit = np.flatnonzero(a[row:, col])
+        if not hit.size:
+            continue
+        a[[row, row + hit[0]]] = a[[row + hit[0], row]]
+        others = np.flatnonzero(a[:, col])
+        others = others[others != row]
+        a[others] ^= a[row]
+        pivots.append(col)
+        row += 1
+        if row == a.shape[0]:
+            break
+    free = next(c for c in range(a.shape[1]) if c not in pivots)
+    z = np.zeros(a.shape[1], np.uint8)
+    z[free] = 1
+    for r, c in enumerate(pivots):
+        z[c] = a[r, free]
+    word = np.zeros(code.n_key, np.uint8)
+    word[cols] = z
+    full = np.zeros(code.n, np.uint8)
+    full[code.key_positions] = word
+    assert word.any() and not code.syndrome(full).any()
+    return word
+
+
+def test_the_check_stops_a_wrong_word_that_satisfies_the_syndrome() -> None:
+    """Bob's key is Alice's plus a codeword: his own key satisfies her syndrome. Without the
+    check he stops there, converged, on the wrong key; with it he never reports a wrong key."""
+    n, qber = 3000, 0.03
+    alice, _ = noisy_pair(n, qber, 13)
+    plain = LdpcAlice(alice, qber, check=False)
+    bob = alice ^ _key_codeword(plain.code, 1)
+    fooled = LdpcBob(bob, qber)
+    run_ldpc(plain, fooled, LeakLedger())
+    assert fooled.converged and fooled.converged_first
+    np.testing.assert_array_equal(fooled.corrected_key, bob)
+    ledger = LeakLedger()
+    checked = LdpcAlice(alice, qber, check=True)
+    careful = LdpcBob(bob, qber)
+    run_ldpc(checked, careful, ledger, through_bytes=True)
+    assert careful.wrong_words >= 1 and not careful.converged_first
+    assert not careful.converged or np.array_equal(careful.corrected_key, alice)
+    assert ledger.bits_by_kind()["SyndromeMessage"] == checked.code.m - checked.punctured + 32
+
+
+def test_pin_with_a_check_keeps_no_word_the_check_refuses() -> None:
+    code, s, prior, _ = _problem(2000, 38, 0.045, 5)
+    dec = LayeredDecoder(code.check_ptr, code.check_var, s, prior)
+    assert not dec.run(60, 8)
+    post, r = dec.post.copy(), dec.r
+    worst = np.argsort(np.abs(dec.post))[:6].astype(np.int64)
+    assert not dec.pin(worst, 40.0, 20, 8, accept=lambda word: False)
+    np.testing.assert_array_equal(dec.post, post)
+    np.testing.assert_array_equal(dec.r, r)
+    dec.restart()
+    np.testing.assert_array_equal(dec.r, np.zeros_like(r))
+    np.testing.assert_allclose(dec.post, prior, atol=1e-3)
 
 
 def test_malformed_messages_abort() -> None:

@@ -419,7 +419,8 @@ def variable_degrees(
     to degree 3 (format 1 of the code cache) costs about 2.5 % of efficiency in the ensemble's
     threshold (density evolution, :mod:`~diqkd.postproc._ldpc_de`: rate 0.8, ``f* = 1.040`` →
     ``1.065``). A code with ``n₂ ≥ m`` has cycles of degree-2 nodes (low-weight codewords); PEG
-    makes them long, and verification catches the rare wrong word. With ``cap_two`` the
+    makes them long, and Alice's decoding check (:data:`~diqkd.postproc.ldpc.CHECK_MAX_SHARE`)
+    lets Bob refuse the rare wrong word and search on. With ``cap_two`` the
     degree-2 count is capped at ``m − 1`` (the excess moved to degree 3), as the construction
     does for the rate-0.9 table (:data:`CAP_DEGREE_TWO`).
     """

@@ -86,6 +86,7 @@ edge order with ``cumsum``); it agrees with the numba kernel bit for bit (tested
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -846,6 +847,17 @@ class LayeredDecoder:
         parity = (neg[self._ptr[1:]] - neg[self._ptr[:-1]]) & 1
         return np.flatnonzero(parity != self._syn).astype(np.int64)
 
+    def restart(self) -> None:
+        """Forget the messages: posteriors back to the priors (revealed values kept known)."""
+        self.post[:] = self._priors()
+        self._r[:] = 0.0
+
+    def _priors(self) -> NDArray[np.float32]:
+        var = self.layout.var
+        summed = np.bincount(var, weights=self._r, minlength=self.post.size)
+        out: NDArray[np.float32] = self.post - summed.astype(np.float32)
+        return out
+
     def pin(
         self,
         candidates: NDArray[np.int64],
@@ -853,17 +865,21 @@ class LayeredDecoder:
         max_iterations: int,
         patience: int,
         margin: float = 0.0,
+        accept: Callable[[NDArray[np.uint8]], bool] | None = None,
     ) -> bool:
         """Escape a trapping set by backtracking, keeping the likeliest word found if it is
-        clearly the likeliest.
+        clearly the likeliest, or the first word ``accept`` takes.
 
         For each candidate in turn, its posterior is pushed by ``llr`` against its hard decision
         and BP resumes from the stalled state; after each trial the state (posteriors and
-        messages) is restored. Of the trials that satisfy the syndrome, the word with the least
-        channel cost ``Σ_v |L_v|·[x̂_v ≠ sign L_v]`` (``L`` the priors: the maximum-likelihood
-        choice among them, as in Chase's list decoding, IEEE TIT 18, 170 (1972)) is kept, but
-        only if every other word found costs at least ``margin`` more; otherwise, or if no
-        trial converges, ``False`` and the state as it was (more information must decide).
+        messages) is restored. With ``accept`` (a check of the hard decisions, e.g. Alice's
+        :func:`~diqkd.postproc.verify.check_tag`) the first trial that satisfies the syndrome
+        and ``accept`` is kept (``True``). Without it, of the trials that satisfy the syndrome,
+        the word with the least channel cost ``Σ_v |L_v|·[x̂_v ≠ sign L_v]`` (``L`` the priors:
+        the maximum-likelihood choice among them, as in Chase's list decoding, IEEE TIT 18, 170
+        (1972)) is kept, but only if every other word found costs at least ``margin`` more.
+        Otherwise, or if no trial converges, ``False`` and the state as it was (more
+        information must decide).
         Why: a stall on a path of degree-2 variables between two unsatisfied checks can be
         closed either way round a cycle. Measured at 10⁶, QBER 1 %: the first trial that
         converged gave a word 10 bits off, and the true word, found by another trial, had
@@ -873,8 +889,7 @@ class LayeredDecoder:
         (2011). Every trial's iterations count in :attr:`iterations`.
         """
         post, r = self.post.copy(), self._r.copy()
-        var = self.layout.var
-        prior = post - np.bincount(var, weights=r, minlength=post.size).astype(np.float32)
+        prior = self._priors()
         weight, sign = np.abs(prior), prior < 0
         # every word found by (cost, packed word); the state only of the cheapest so far (the
         # messages are ≈ 28 MB at 10⁶, one copy per trial would not fit 24 trials comfortably)
@@ -884,10 +899,14 @@ class LayeredDecoder:
             self.post[v] -= np.float32(llr) * (np.float32(1.0) if self.post[v] >= 0 else -1)
             if self.run(max_iterations, patience):
                 hard = self.post < 0
-                cost = float(weight[hard != sign].sum())
-                if best is None or cost < min(c for c, _ in found):
-                    best = (self.post.copy(), self._r.copy())
-                found.append((cost, np.packbits(hard).tobytes()))
+                if accept is not None:
+                    if accept(hard.view(np.uint8)):
+                        return True
+                else:
+                    cost = float(weight[hard != sign].sum())
+                    if best is None or cost < min(c for c, _ in found):
+                        best = (self.post.copy(), self._r.copy())
+                    found.append((cost, np.packbits(hard).tobytes()))
             self.post[:] = post
             self._r[:] = r
         if best is None:

@@ -12,9 +12,12 @@ estimate ``Q̂``):
 2. **Syndrome.** Alice places her key in the codeword, sets each punctured symbol to the parity
    of the key bits of its anchor check and sends the ``M − p`` syndrome bits of the other
    checks (:class:`~diqkd.postproc.messages.SyndromeMessage`; the anchors' bits are 0 by
-   construction). ``code_id`` names ``(n, R₀, seed, p)``.
+   construction). ``code_id`` names ``(n, R₀, seed, p)``. When it costs at most
+   :data:`CHECK_MAX_SHARE` of the syndrome she adds a decoding check: a fresh GHASH key and
+   the 32-bit :func:`~diqkd.postproc.verify.check_tag` of her key (32 bits of leak).
 3. **Decoding.** Bob runs layered sum-product BP (:mod:`~diqkd.postproc._ldpc_kernels`) with
-   early termination.
+   early termination, escapes small trapping sets locally (:func:`_escape`), and refuses a
+   word that satisfies the syndrome but fails the check (:func:`_rescue` searches on).
 4. **Blind steps** (Martinez-Mateo, Elkouss, Martin, "Blind reconciliation", QIC 12, 791
    (2012)): while decoding fails Bob asks for ``Δ = ⌈reveal_fraction·L⌉`` more values
    (:class:`~diqkd.postproc.messages.RevealRequest`, codeword positions): first punctured
@@ -25,7 +28,7 @@ estimate ``Q̂``):
    most ``max_reveals`` times. Then :class:`~diqkd.postproc.messages.Done`.
 
 Leak (every bit in the :class:`~diqkd.postproc.ledger.LeakLedger`): ``M − p`` syndrome bits
-plus every revealed bit, ``leak = m − p + t`` as in blind reconciliation (Martinez-Mateo et al.
+(and the check tag) plus every revealed bit, ``leak = m − p + t`` as in blind reconciliation (Martinez-Mateo et al.
 2012: ``p`` punctured symbols, ``t`` of them revealed).
 The efficiency is ``f = leak/(n·h(Q))``. A converged frame satisfies the syndrome but may,
 rarely, be another word: the verification hash must follow. A frame that never converges is
@@ -35,7 +38,9 @@ reported (:attr:`LdpcBob.converged` false); :func:`diqkd.postproc.reconcile.reco
 from __future__ import annotations
 
 import functools
+import hmac
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,9 +77,12 @@ from diqkd.postproc.messages import (
     RevealRequest,
     SyndromeMessage,
 )
+from diqkd.postproc.verify import CHECK_TAG_BITS, check_tag
+from diqkd.rng import secret_bytes
 
 __all__ = [
     "BLIND_ROOM",
+    "CHECK_MAX_SHARE",
     "DEFAULT_EFFICIENCY",
     "FINITE_LENGTH_STEP",
     "FOREST_START_BELOW",
@@ -135,6 +143,14 @@ PIN_PATIENCE = 8
 PIN_MARGIN_BITS = 2
 #: Smallest QBER used to size the syndrome and the priors.
 QBER_FLOOR = 1e-3
+#: Alice adds a :data:`~diqkd.postproc.verify.CHECK_TAG_BITS`-bit decoding check to her
+#: syndrome when it costs at most this share of the syndrome (from ≈ 6400 syndrome bits on:
+#: ``n ≳ 4·10⁴`` at 2 %). Why: the codes with more degree-2 variables than checks have
+#: codewords on the cycles of their degree-2 graph, and at 2 % about one frame in 60 of the
+#: rate-0.84 design converged to such a word (benchmarks/README.md, "An error floor at 2 %").
+#: With the check Bob sees it at once and searches on (:func:`_rescue`), and his trapping-set
+#: escape takes the word the check accepts instead of deferring ties to blind steps.
+CHECK_MAX_SHARE = 0.005
 
 
 def _check_qber(qber: float) -> float:
@@ -242,6 +258,11 @@ class LdpcAlice:
         Target efficiency ``f₀`` of the first syndrome (default :func:`default_efficiency`).
     code_seed
         Public seed of the code construction, ``[0, 2⁶³)``.
+    check
+        Whether to send a decoding check (a :data:`~diqkd.postproc.verify.CHECK_TAG_BITS`-bit
+        :func:`~diqkd.postproc.verify.check_tag` of the key under a fresh key from the OS
+        CSPRNG) with the syndrome; ``None`` (default): when it costs at most
+        :data:`CHECK_MAX_SHARE` of the syndrome.
     """
 
     def __init__(
@@ -251,6 +272,7 @@ class LdpcAlice:
         *,
         efficiency: float | None = None,
         code_seed: int = 0,
+        check: bool | None = None,
     ) -> None:
         bits = as_key_bits(key_bits, "Alice's key")
         rung, punctured = choose_code(int(bits.size), qber_estimate, efficiency)
@@ -265,6 +287,10 @@ class LdpcAlice:
         keep = np.ones(code.m, dtype=bool)
         keep[anchors] = False
         self._syndrome = code.syndrome(word)[keep]
+        if check is None:
+            check = CHECK_MAX_SHARE * self._syndrome.size >= CHECK_TAG_BITS
+        self._check_key = secret_bytes(16) if check else b""
+        self._check_tag = check_tag(bits, self._check_key) if check else b""
         self._finished = False
         self._sent = False
 
@@ -288,7 +314,12 @@ class LdpcAlice:
         if self._sent:
             raise ProtocolAbort("Alice sends her syndrome once per session")
         self._sent = True
-        return SyndromeMessage(code_id=self._code.code_id(self._punctured), syndrome=self._syndrome)
+        return SyndromeMessage(
+            code_id=self._code.code_id(self._punctured),
+            syndrome=self._syndrome,
+            check_key=self._check_key,
+            check_tag=self._check_tag,
+        )
 
     def handle(self, message: ReconciliationMessage) -> ReconciliationMessage | None:
         """Answer a :class:`RevealRequest`; ``None`` after :class:`Done`."""
@@ -378,6 +409,8 @@ class LdpcBob:
         self._syndrome_bits = 0
         self._max_leak = max_efficiency * self._bits.size * binary_entropy(self._qber)
         self._revealed = 0
+        self._check: tuple[bytes, bytes] | None = None
+        self._wrong_words = 0
 
     @property
     def converged(self) -> bool:
@@ -403,6 +436,11 @@ class LdpcBob:
     def revealed_bits(self) -> int:
         """Values Alice revealed in this session."""
         return self._revealed
+
+    @property
+    def wrong_words(self) -> int:
+        """Words that satisfied the syndrome but failed Alice's decoding check."""
+        return self._wrong_words
 
     @property
     def iterations(self) -> int:
@@ -463,7 +501,9 @@ class LdpcBob:
         key_order = code.key_positions[public.permutation(n_key)]
         self._queue = np.concatenate([code.specials[:punctured][::-1], key_order])
         self._n_punctured = punctured
-        self._syndrome_bits = int(message.syndrome.size)
+        self._syndrome_bits = int(message.disclosed_bits)
+        if message.check_tag:
+            self._check = (message.check_key, message.check_tag)
 
     def _absorb(self, message: RevealReply) -> None:
         size = self._pending.size
@@ -479,7 +519,13 @@ class LdpcBob:
         code, decoder = self._code, self._decoder
         if code is None or decoder is None:
             raise ProtocolAbort("RevealReply before SyndromeMessage: abort the session")
-        ok = decoder.run(self._max_iterations, self._patience) or _escape(code, decoder, self._qber)
+        accept = None if self._check is None else self._accepts
+        ok = decoder.run(self._max_iterations, self._patience)
+        if ok and accept is not None and not accept(decoder.hard()):
+            self._wrong_words += 1
+            ok = _rescue(code, decoder, accept)
+        elif not ok:
+            ok = _escape(code, decoder, self._qber, accept)
         self._converged = ok
         if self._reveal_rounds == 0:
             self._first_ok = ok
@@ -504,12 +550,45 @@ class LdpcBob:
         self._pending = np.sort(self._queue[used : used + step])
         return RevealRequest(indices=self._pending)
 
+    def _accepts(self, word: NDArray[np.uint8]) -> bool:
+        """Whether a codeword's key bits pass Alice's decoding check (constant-time compare)."""
+        if self._check is None or self._code is None:
+            return True
+        key, tag = self._check
+        mine = check_tag(word[self._code.key_positions], key, tag_bits=8 * len(tag))
+        return hmac.compare_digest(mine, tag)
 
-def _escape(code: MotherCode, decoder: LayeredDecoder, qber: float) -> bool:
+
+def _rescue(
+    code: MotherCode, decoder: LayeredDecoder, accept: Callable[[NDArray[np.uint8]], bool]
+) -> bool:
+    """Bob's search after a word that satisfies the syndrome but fails the decoding check:
+    pin the :data:`PIN_MAX_TRIALS` least reliable unknown variables in turn and keep the first
+    word the check accepts; if none, forget the messages (:meth:`LayeredDecoder.restart`), so
+    that the blind steps decode afresh instead of sitting on the wrong word."""
+    reliability = np.abs(decoder.post)
+    unknown = np.flatnonzero(reliability < KNOWN_LLR / 2)
+    take = min(PIN_MAX_TRIALS, unknown.size)
+    if take:
+        near = unknown[np.argpartition(reliability[unknown], take - 1)[:take]]
+        order = near[np.argsort(reliability[near], kind="stable")]
+        if decoder.pin(order, PIN_LLR, PIN_ITERATIONS, PIN_PATIENCE, accept=accept):
+            return True
+    decoder.restart()
+    return False
+
+
+def _escape(
+    code: MotherCode,
+    decoder: LayeredDecoder,
+    qber: float,
+    accept: Callable[[NDArray[np.uint8]], bool] | None = None,
+) -> bool:
     """Bob's local trapping-set escape after a stalled attempt (no message, no leak): with at
     most :data:`PIN_MAX_UNSATISFIED` unsatisfied checks, try pinning their unknown variables
-    (``|posterior| < KNOWN_LLR/2``), least reliable first (:data:`PIN_MAX_TRIALS`), and keep
-    the likeliest word only if it beats every other found by :data:`PIN_MARGIN_BITS` key-bit
+    (``|posterior| < KNOWN_LLR/2``), least reliable first (:data:`PIN_MAX_TRIALS`). With
+    Alice's decoding check (``accept``) keep the first word it accepts; without it keep the
+    likeliest word only if it beats every other found by :data:`PIN_MARGIN_BITS` key-bit
     disagreements (``× log((1 − Q)/Q)`` nats)."""
     unsat = decoder.unsatisfied()
     if not 0 < unsat.size <= PIN_MAX_UNSATISFIED:
@@ -522,7 +601,7 @@ def _escape(code: MotherCode, decoder: LayeredDecoder, qber: float) -> bool:
     cands, reliability = cands[unknown], reliability[unknown]
     order = np.argsort(reliability, kind="stable")[:PIN_MAX_TRIALS]
     margin = PIN_MARGIN_BITS * bsc_llr(qber)
-    return decoder.pin(cands[order], PIN_LLR, PIN_ITERATIONS, PIN_PATIENCE, margin)
+    return decoder.pin(cands[order], PIN_LLR, PIN_ITERATIONS, PIN_PATIENCE, margin, accept)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ Wire form
 ---------
 ``to_bytes()`` gives one canonical encoding per message (little-endian, fixed widths)::
 
-    version (u8 = 1) | kind (u8) | payload
+    version (u8 = 2) | kind (u8) | payload
 
 Bit vectors are packed eight to a byte with :func:`numpy.packbits` (``bitorder="little"``) and
 the padding bits must be zero; index vectors are ``u32`` (so frames hold fewer than 2³² bits);
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: Version byte that starts every encoded message.
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 #: Largest frame (in bits) whose positions fit the ``u32`` index fields of the wire form.
 MAX_FRAME_BITS = 2**32 - 1
 #: Largest number of Cascade passes a :class:`CascadeStart` may announce.
@@ -397,28 +397,46 @@ class RevealReply(ReconciliationMessage):
 class SyndromeMessage(ReconciliationMessage):
     """Alice → Bob: the syndrome of her key under a named code (one-way LDPC reconciliation).
 
-    Discloses one bit per syndrome bit (Elkouss, Martinez-Mateo, Martin, QIC 11, 226 (2011)).
+    Discloses one bit per syndrome bit (Elkouss, Martinez-Mateo, Martin, QIC 11, 226 (2011))
+    and one per bit of the optional decoding check (:func:`~diqkd.postproc.verify.check_tag`
+    of her key under ``check_key``, a random 16-byte ``h`` that tells nothing about the key).
     ``code_id`` names the (public) parity-check matrix, at most 255 UTF-8 bytes.
+    Wire payload: ``len(code_id) (u8) | code_id | len(check_tag) (u8) | [check_key (16) |
+    check_tag] | syndrome bits``.
     """
 
     KIND: ClassVar[int] = 6
     SENDER: ClassVar[Sender] = "alice"
     code_id: str
     syndrome: NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
+    check_key: bytes = b""
+    check_tag: bytes = b""
 
     def __post_init__(self) -> None:
         if len(str(self.code_id).encode("utf-8")) > 255:
             raise ReconciliationError("code_id must encode to at most 255 UTF-8 bytes")
         object.__setattr__(self, "code_id", str(self.code_id))
         object.__setattr__(self, "syndrome", _bits_field(self.syndrome, "syndrome"))
+        for name in ("check_key", "check_tag"):
+            value = getattr(self, name)
+            if not isinstance(value, bytes | bytearray):
+                raise ReconciliationError(f"{name} must be bytes, got {type(value).__name__}")
+            object.__setattr__(self, name, bytes(value))
+        if (self.check_tag and len(self.check_key) != 16) or len(self.check_tag) > 16:
+            raise ReconciliationError("a check tag has 1 to 16 bytes and a 16-byte check_key")
+        if not self.check_tag and self.check_key:
+            raise ReconciliationError("check_key without check_tag")
 
     @property
     def disclosed_bits(self) -> int:
-        return int(self.syndrome.size)
+        return int(self.syndrome.size) + 8 * len(self.check_tag)
 
     def _payload(self) -> bytes:
         name = self.code_id.encode("utf-8")
-        return struct.pack("<B", len(name)) + name + _pack_bits(self.syndrome)
+        check = struct.pack("<B", len(self.check_tag))
+        if self.check_tag:
+            check += self.check_key + self.check_tag
+        return struct.pack("<B", len(name)) + name + check + _pack_bits(self.syndrome)
 
     @classmethod
     def _decode_payload(cls, reader: _Reader) -> Self:
@@ -427,7 +445,10 @@ class SyndromeMessage(ReconciliationMessage):
             code_id = bytes(reader.take(length)).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolAbort("SyndromeMessage code_id is not valid UTF-8") from exc
-        return cls(code_id=code_id, syndrome=reader.bits())
+        tag_length = reader.take(1)[0]
+        key = bytes(reader.take(16)) if tag_length else b""
+        tag = bytes(reader.take(tag_length))
+        return cls(code_id=code_id, syndrome=reader.bits(), check_key=key, check_tag=tag)
 
 
 @dataclass(frozen=True, eq=False)

@@ -55,8 +55,10 @@ from diqkd.postproc._gf128 import blocks_from_bytes, ghash_blocks, mul_tables
 from diqkd.rng import secret_bytes
 
 __all__ = [
+    "CHECK_TAG_BITS",
     "DEFAULT_TAG_BITS",
     "MIN_TAG_BITS",
+    "check_tag",
     "epsilon_ec",
     "ghash",
     "new_verification_key",
@@ -68,6 +70,8 @@ __all__ = [
 DEFAULT_TAG_BITS = 128
 #: Shortest tag accepted (truncation raises the collision bound by 2^(128 − t)).
 MIN_TAG_BITS = 64
+#: Default length of a decoder's :func:`check_tag` (not a verification tag).
+CHECK_TAG_BITS = 32
 
 
 def _check_tag_bits(tag_bits: object) -> int:
@@ -171,12 +175,46 @@ def verification_tag(
     """
     t = _check_tag_bits(tag_bits)
     h, pad = _split_key(key)
-    x = _as_bits(bits)
-    packed = np.packbits(x)
-    value = _ghash_int(h, b"", packed, 0, x.shape[0]).to_bytes(16, "big")
+    return _tag(_as_bits(bits), h, pad, t)
+
+
+def _tag(x: NDArray[np.uint8], h: int, pad: bytes | None, t: int) -> bytes:
+    value = _ghash_int(h, b"", np.packbits(x), 0, x.shape[0]).to_bytes(16, "big")
     if pad is not None:
         value = bytes(a ^ b for a, b in zip(value, pad, strict=True))
     return value[: t // 8]
+
+
+def check_tag(bits: NDArray[np.uint8], key: bytes, *, tag_bits: int = CHECK_TAG_BITS) -> bytes:
+    """A short GHASH tag by which a decoder recognises the right word among its candidates.
+
+    Not a verification: :func:`verification_tag` (with a key drawn *after* reconciliation)
+    still certifies the result. Alice sends ``key`` (``h``, 16 bytes from the OS CSPRNG, drawn
+    independently of both keys) and this tag with her syndrome; Bob accepts a word that
+    satisfies the syndrome only if its tag matches. Each wrong word Bob tests passes with
+    probability at most ``(⌈n/128⌉ + 1)/2^t`` over ``h`` (the bound of the module docstring;
+    ≈ 1.8·10⁻⁶ at ``n = 10⁶``, ``t = 32``), and the words Bob would test if every check failed
+    do not depend on ``h``, so ``K`` tested words pass wrongly with probability at most ``K``
+    times that (a wrong word that passes is caught by the verification, a lost frame). The tag
+    discloses ``t`` bits of the key: count them in the leak.
+
+    Parameters
+    ----------
+    bits
+        The key, shape (n,), uint8 (or bool) 0/1.
+    key
+        ``h``, 16 bytes.
+    tag_bits
+        ``t``, a multiple of 8 in ``[8, 128]``.
+    """
+    if isinstance(tag_bits, bool) or not isinstance(tag_bits, int):
+        raise DiqkdError(f"tag_bits must be an integer, got {type(tag_bits).__name__}")
+    if not 8 <= tag_bits <= DEFAULT_TAG_BITS or tag_bits % 8:
+        raise DiqkdError(f"a check tag has 8 to 128 bits, a multiple of 8; got {tag_bits}")
+    h, pad = _split_key(key)
+    if pad is not None:
+        raise DiqkdError("a check tag takes a 16-byte key (h), without a pad")
+    return _tag(_as_bits(bits), h, None, tag_bits)
 
 
 def verify_keys(
