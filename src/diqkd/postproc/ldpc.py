@@ -28,11 +28,12 @@ estimate ``Q̂``):
    most ``max_reveals`` times. Then :class:`~diqkd.postproc.messages.Done`.
 
 Leak (every bit in the :class:`~diqkd.postproc.ledger.LeakLedger`): ``M − p`` syndrome bits
-(and the check tag) plus every revealed bit, ``leak = m − p + t`` as in blind reconciliation (Martinez-Mateo et al.
-2012: ``p`` punctured symbols, ``t`` of them revealed).
-The efficiency is ``f = leak/(n·h(Q))``. A converged frame satisfies the syndrome but may,
-rarely, be another word: the verification hash must follow. A frame that never converges is
-reported (:attr:`LdpcBob.converged` false); :func:`diqkd.postproc.reconcile.reconcile` aborts.
+(and the check tag) plus every revealed bit, ``leak = m − p + t`` as in blind reconciliation
+(Martinez-Mateo et al. 2012: ``p`` punctured symbols, ``t`` of them revealed).
+The efficiency is ``f = leak/(n·h(Q))``. A converged frame satisfies the syndrome (and the
+check) but may, very rarely, be another word: the verification hash must follow. A frame
+that never converges is reported (:attr:`LdpcBob.converged` false);
+:func:`diqkd.postproc.reconcile.reconcile` aborts.
 """
 
 from __future__ import annotations
@@ -131,8 +132,18 @@ FINITE_LENGTH_STEP = 0.02
 #: unsatisfied check through 5 blind steps (f 1.05 → 1.10); pinning the second-least reliable
 #: variable of that check decoded it in 1.5 s, without a blind step.
 PIN_MAX_UNSATISFIED = 8
-#: At most this many trials (the variables of the unsatisfied checks, least reliable first).
+#: At most this many trials (the least reliable variables near the unsatisfied checks first).
 PIN_MAX_TRIALS = 24
+#: The escape's candidates: unknown variables with ``|posterior| <`` this, reached from the
+#: unsatisfied checks through at most :data:`PIN_DEPTH` variables of that kind (a path of
+#: unreliable variables). Measured at 10⁶, QBER 2 % (seed 11, frame 166): a stall with one
+#: unsatisfied check and 6 wrong bits (a path of 5 degree-2 variables from that check to a
+#: degree-3 one closing a cycle); pinning the one wrong variable on the check left the other 5
+#: and the stall, pinning the variable two steps along the path (``|post|`` 11.6) decoded the
+#: frame in 4 iterations. With only the check's own variables as candidates the frame took 14
+#: blind steps, f = 1.42.
+PIN_NEAR_LLR = 20.0
+PIN_DEPTH = 4
 #: LLR pushed against a trial variable's hard decision, and the iterations of each trial.
 PIN_LLR = 40.0
 PIN_ITERATIONS = 30
@@ -593,15 +604,59 @@ def _escape(
     unsat = decoder.unsatisfied()
     if not 0 < unsat.size <= PIN_MAX_UNSATISFIED:
         return False
-    cands = np.unique(
-        np.concatenate([code.check_var[code.check_ptr[c] : code.check_ptr[c + 1]] for c in unsat])
-    ).astype(np.int64)
+    cands = _near_unsatisfied(code, decoder.post, unsat)
     reliability = np.abs(decoder.post[cands])
-    unknown = reliability < KNOWN_LLR / 2
-    cands, reliability = cands[unknown], reliability[unknown]
     order = np.argsort(reliability, kind="stable")[:PIN_MAX_TRIALS]
     margin = PIN_MARGIN_BITS * bsc_llr(qber)
     return decoder.pin(cands[order], PIN_LLR, PIN_ITERATIONS, PIN_PATIENCE, margin, accept)
+
+
+@functools.lru_cache(maxsize=12)
+def _var_checks(code: MotherCode) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``H`` by variable (CSC): the checks of variable ``v`` are ``chk[ptr[v] : ptr[v + 1]]``."""
+    order = np.argsort(code.check_var, kind="stable")
+    rows = np.repeat(np.arange(code.m, dtype=np.int64), np.diff(code.check_ptr))
+    ptr = np.zeros(code.n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(code.check_var, minlength=code.n), out=ptr[1:])
+    return ptr, rows[order]
+
+
+def _near_unsatisfied(
+    code: MotherCode, post: NDArray[np.float32], unsat: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """The escape's candidates: the unknown variables of the unsatisfied checks, and those
+    with ``|post| <`` :data:`PIN_NEAR_LLR` reached from them through at most :data:`PIN_DEPTH`
+    such variables (breadth first over the Tanner graph, growing each level from its
+    :data:`PIN_MAX_TRIALS` least reliable new variables only), ascending."""
+    ptr, chk = _var_checks(code)
+    seen_checks = set(int(c) for c in unsat)
+    found: set[int] = set()
+    frontier = [int(c) for c in unsat]
+    for depth in range(PIN_DEPTH + 1):
+        members = (
+            np.concatenate(
+                [code.check_var[code.check_ptr[c] : code.check_ptr[c + 1]] for c in frontier]
+            )
+            if frontier
+            else np.zeros(0, np.int32)
+        )
+        members = np.unique(members).astype(np.int64)
+        mag = np.abs(post[members])
+        limit = KNOWN_LLR / 2 if depth == 0 else PIN_NEAR_LLR
+        members = members[mag < limit]
+        new = [int(v) for v in members if int(v) not in found]
+        found.update(new)
+        if depth == PIN_DEPTH:
+            break
+        grow = sorted((v for v in new if abs(post[v]) < PIN_NEAR_LLR), key=lambda v: abs(post[v]))
+        grow = grow[:PIN_MAX_TRIALS]  # bounded: a stall far from convergence has many
+        frontier = []
+        for v in grow:
+            for c in chk[ptr[v] : ptr[v + 1]]:
+                if int(c) not in seen_checks:
+                    seen_checks.add(int(c))
+                    frontier.append(int(c))
+    return np.array(sorted(found), dtype=np.int64)
 
 
 @dataclass(frozen=True)
