@@ -28,12 +28,11 @@ def test_global_designs_are_well_formed_ensembles() -> None:
         assert sum(rho.values()) == pytest.approx(1.0, abs=1e-6)
         assert set(lam) <= set(SEARCH_DEGREES) and max(rho) - min(rho) <= 1  # concentrated
         assert design_rate(lam, rho) == pytest.approx(rate, abs=2e-4)
-        # λ₂ within the stability bound at p*; variant "b" (0.84) beyond the forest's 2/d̄c,
-        # "c" (0.905) at 3/d̄c (n₂ = 1.5·M) and "a" (0.79) at 2/d̄c (n₂ = M), both at their cap
-        # up to the 6-digit rounding
+        # λ₂ within the stability bound at p*; variant "b" (0.79, 0.84) beyond the forest's
+        # 2/d̄c, "c" (0.905) at 3/d̄c (n₂ = 1.5·M), at its cap up to the 6-digit rounding
         dc = 1.0 / sum(w / d for d, w in rho.items())
         assert lam[2] < _stability_cap(rho, p_star)
-        n2_over_m = {0.79: 1.0, 0.905: 1.5}.get(rate)
+        n2_over_m = {0.905: 1.5}.get(rate)
         if n2_over_m is None:
             assert lam[2] > 2.0 / dc
         else:

@@ -63,13 +63,16 @@ Measured at ``n = 10⁶``: ``f`` 1.063 → 1.042 at QBER 8 % (316 frames, no fai
 at 5 % (16 frames) (benchmarks/README.md). At the high rates (QBER ≤ 3 %) the candidates also
 include the ensembles of a global search (:data:`FOREST_FAMILY`, from
 :mod:`~diqkd.postproc._ldpc_search`: differential evolution over ``λ`` with the stability
-bound on ``λ₂`` (at rate 0.905 also ``n₂ ≤ 1.5·M``, at 0.79 ``n₂ ≤ M``), so ``n₂`` reaches or
-exceeds ``M``), whose degree-2 variables beyond the forest are placed on long cycles
-(:data:`GIRTH_TWO`); they take 11 rungs between QBER ≈ 1.7 % and 3.4 % (f* 1.031–1.051 where
-the family gave 1.040–1.075) and 14 between 0.8 % and 1.4 % (f* 1.037–1.098 where it gave
-1.094–1.128). Every cycle of degree-2 variables is a codeword of its length, so with n₂ > M near
-the stability bound they set an error floor (≈ 2·10⁻³ at 2 % for the 0.84 design, still in
-use; the 0.79 design is the n₂ ≤ M one for that reason: benchmarks/README.md). Shorter keys
+bound on ``λ₂`` (at rate 0.905 also ``n₂ ≤ 1.5·M``), so ``n₂`` exceeds ``M``), whose degree-2
+variables beyond the forest are placed on long cycles (:data:`GIRTH_TWO`); they take 12 rungs
+between QBER ≈ 1.7 % and 3.4 % (f* 1.027–1.051 where the family gave 1.040–1.075) and 14
+between 0.8 % and 1.4 % (f* 1.037–1.098 where it gave 1.094–1.128). Every cycle of degree-2
+variables is a codeword of its length, so with n₂ > M near the stability bound they have
+low-weight codewords (an error floor of ≈ 2·10⁻³ at 2 % for the 0.84 design, ≈ 10⁻³ at 3 % for
+the 0.79 one, benchmarks/README.md); Alice's decoding check
+(:data:`~diqkd.postproc.ldpc.CHECK_MAX_SHARE`) lets Bob refuse such a word and search on, so
+they cost a rescue, not a frame (the 0.79 entry was an ``n₂ ≤ M`` design from 0ca4864 until
+the check came: f 1.049 against 1.045 at 3 %). Shorter keys
 get a PEG graph (:mod:`~diqkd.postproc._ldpc_peg`), whose girth matters there; the rest of this
 section is about PEG. It places the degree-2 variables first and the others in a public
 pseudo-random order. Hu et
@@ -360,10 +363,10 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
     (0.84, False, 1.0505),  # 33: R 0.822; nearest 0.8 f* 1.0542
     (0.8, False, 1.0486),  # 34: R 0.816
     (0.8, False, 1.0437),  # 35: R 0.808
-    (0.8, False, 1.0401),  # 36: R 0.801; 0.79 (variant a) f* 1.0384
-    (0.79, False, 1.0323),  # 37: R 0.793; nearest 0.8 f* 1.0401
-    (0.79, False, 1.0358),  # 38: R 0.785; nearest 0.8 f* 1.0445
-    (0.79, False, 1.0414),  # 39: R 0.777; nearest 0.8 f* 1.0480
+    (0.79, False, 1.0327),  # 36: R 0.801; nearest 0.8 f* 1.0401
+    (0.79, False, 1.0280),  # 37: R 0.793; nearest 0.8 f* 1.0401
+    (0.79, False, 1.0272),  # 38: R 0.785; nearest 0.8 f* 1.0445
+    (0.79, False, 1.0311),  # 39: R 0.777; nearest 0.8 f* 1.0480
     (0.75, False, 1.0388),  # 40: R 0.768
     (0.75, False, 1.0333),  # 41: R 0.759
     (0.75, False, 1.0299),  # 42: R 0.750
@@ -394,8 +397,8 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
-_FAMILY = "pegforest-bsc26i"
-_FORMAT = 11
+_FAMILY = "pegforest-bsc26j"
+_FORMAT = 12
 _ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
