@@ -534,7 +534,7 @@ class LdpcBob:
         ok = decoder.run(self._max_iterations, self._patience)
         if ok and accept is not None and not accept(decoder.hard()):
             self._wrong_words += 1
-            ok = _rescue(code, decoder, accept)
+            ok = _rescue(decoder, accept)
         elif not ok:
             ok = _escape(code, decoder, self._qber, accept)
         self._converged = ok
@@ -570,9 +570,7 @@ class LdpcBob:
         return hmac.compare_digest(mine, tag)
 
 
-def _rescue(
-    code: MotherCode, decoder: LayeredDecoder, accept: Callable[[NDArray[np.uint8]], bool]
-) -> bool:
+def _rescue(decoder: LayeredDecoder, accept: Callable[[NDArray[np.uint8]], bool]) -> bool:
     """Bob's search after a word that satisfies the syndrome but fails the decoding check:
     pin the :data:`PIN_MAX_TRIALS` least reliable unknown variables in turn and keep the first
     word the check accepts; if none, forget the messages (:meth:`LayeredDecoder.restart`), so
