@@ -37,6 +37,7 @@ from diqkd.postproc.ldpc import (
     CHECK_MAX_SHARE,
     FINITE_LENGTH_STEP,
     FOREST_START_BELOW,
+    FOREST_START_TARGET,
     PIN_DEPTH,
     PIN_MAX_TRIALS,
     PIN_NEAR_LLR,
@@ -541,12 +542,22 @@ def test_malformed_messages_abort() -> None:
 def test_default_efficiency_follows_the_table_threshold() -> None:
     # f*(R) = (1 − R)/h(p*) of the family: above 1.03 only at the high rates (QBER ≲ 2 %)
     assert default_efficiency(10**6) == pytest.approx(1.03)
-    # from 10⁶ key bits: the threshold of the rung a 1.03 target picks, less 0.01
+    # from 10⁶ key bits: toward 1.04, within 0.01 of the threshold of the rung a 1.03
+    # target picks, never below 1.03
     for q in (0.01, 0.02, 0.03, 0.05, 0.08, 0.1):
         k, _ = choose_code(10**6, q, 1.03)
-        want = max(1.03, FOREST_RUNGS[k][2] - FOREST_START_BELOW)
+        f_k = FOREST_RUNGS[k][2]
+        want = max(
+            1.03, f_k - FOREST_START_BELOW, min(FOREST_START_TARGET, f_k + FOREST_START_BELOW)
+        )
         assert default_efficiency(10**6, q) == pytest.approx(want)
         assert default_efficiency(2 * 10**6, q) >= 1.03
+    # the measured cells (benchmarks/README.md): 1.04 where the rung allows it; at 10 % the
+    # rung's threshold (1.018) keeps the start at 1.03, where every frame decodes
+    assert default_efficiency(10**6, 0.02) == pytest.approx(1.04)
+    assert default_efficiency(10**6, 0.05) == pytest.approx(1.04)
+    assert default_efficiency(10**6, 0.03) == pytest.approx(FOREST_RUNGS[37][2] + 0.01)
+    assert default_efficiency(10**6, 0.1) == pytest.approx(1.03)
     # below: the family's f* at the design rates bracketing 1 − 1.03·h(Q), the smaller one;
     # QBER 2 %: 0.854 lies between 0.85 and 0.9
     f_9 = 0.1 / binary_entropy(FAMILY[0.9].threshold)
