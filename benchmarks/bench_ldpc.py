@@ -332,8 +332,45 @@ def main() -> None:
                 flush=True,
             )
     if args.json:
-        settings = {"f0": args.f0, "max_iterations": args.max_iterations, "patience": args.patience}
-        print(json.dumps(settings | {"rows": rows}, indent=2))
+        settings = {
+            "f0": args.f0,
+            "max_iterations": args.max_iterations,
+            "patience": args.patience,
+            "reveal_fraction": args.reveal_fraction,
+            "seed": args.seed,
+        }
+        print(json.dumps(settings | provenance() | {"rows": rows}, indent=2))
+
+
+def provenance() -> dict[str, Any]:
+    """What the frames were decoded with, so that runs can be pooled (``fer_pool.py``): the
+    code family and cache format, the wire version of the messages, and the git commit of
+    the working tree (``dirty`` when it had uncommitted changes), when there is one."""
+    import subprocess
+
+    from diqkd.postproc._ldpc_codes import _FAMILY, _FORMAT
+    from diqkd.postproc.messages import WIRE_VERSION
+
+    commit: str | None = None
+    dirty: bool | None = None
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "src"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        dirty = bool(status.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {
+        "code_family": f"{_FAMILY}-v{_FORMAT}",
+        "wire_version": WIRE_VERSION,
+        "git_commit": commit,
+        "git_dirty": dirty,
+    }
 
 
 if __name__ == "__main__":
