@@ -10,12 +10,14 @@ estimate, as in the literature's efficiency figures):
   with its one-sided 95 % Clopper–Pearson upper bound (0 failures in N frames bound the FER
   by ≈ 3/N: a 10⁻³ claim needs ≳ 3000 frames); each final failure is reported on stderr
   (frame index, and whether Bob converged to a wrong word or not at all; ``failed_frames``
-  in ``--json``);
+  in ``--json``); so is each *tail frame*, one that ended more than
+  :data:`TAIL_ABOVE_START` above the first syndrome's f (``tail_frames``);
 * **checks**: words that satisfied the syndrome but failed Alice's decoding check
   (:data:`~diqkd.postproc.ldpc.CHECK_MAX_SHARE`), all frames together; Bob searched on from
   each (without the check they would have been final failures, or blind steps after a tie);
-* **throughput**: Mbit of key per second of Bob's first decoding (one thread, JIT and code
-  construction excluded), and of the whole protocol (both parties, every blind step);
+* **throughput**: Mbit of key per second of Bob's decoding over all his attempts (the first
+  syndrome and every blind step; one thread, JIT and code construction excluded), and of the
+  whole protocol (both parties, every message);
 * **peer**: ``ldpc`` (Roffe et al., PyPI ``ldpc`` ≥ 2, C++) ``BpDecoder`` with
   ``bp_method="product_sum"``, ``schedule="serial"`` (layered, like ours), the same mother code
   ``H``, the same frames, the same first syndrome and the same iteration cap; per-bit channel
@@ -51,6 +53,9 @@ from diqkd.postproc.messages import Done, RevealReply, RevealRequest
 from diqkd.postproc.reconcile import binary_entropy
 
 MAX_ITERATIONS = 150
+#: A frame whose f exceeds the first syndrome's by more than this is reported (stderr,
+#: ``tail_frames`` in ``--json``) with its index, so that it can be replayed.
+TAIL_ABOVE_START = 0.1
 #: Bob's stall rule (``LdpcBob(patience=…)``); ``--patience``.
 PATIENCE = 12
 
@@ -178,6 +183,8 @@ def bench(
     t_build = time.perf_counter() - t0
     leaks, first_fail, final_fail, rounds, its, wrong_words = [], 0, 0, [], [], 0
     failed: list[dict[str, Any]] = []
+    tails: list[dict[str, Any]] = []
+    f_start = default_efficiency(n, qber) if f0 is None else f0
     t_bob = t_total = t_peer = t_ours_final = 0.0
     peer_fail = peer_done = its_peer = its_ours_final = 0
     for frame in range(frames + 1):  # frame 0: JIT warm-up
@@ -211,6 +218,15 @@ def bench(
             how = "converged to a wrong word" if res["converged"] else "did not converge"
             failed.append({"frame": frame, "failure": how})
             print(f"n={n} Q={qber} seed={seed}: frame {frame} {how}", file=sys.stderr, flush=True)
+        f_frame = res["leak"] / (n * binary_entropy(qber))
+        if f_frame > f_start + TAIL_ABOVE_START:  # a tail frame: say which, for a replay
+            tails.append({"frame": frame, "f": f_frame, "blind_steps": res["reveal_rounds"]})
+            print(
+                f"n={n} Q={qber} seed={seed}: frame {frame} is a tail frame: f = {f_frame:.4f}"
+                f" after {res['reveal_rounds']} blind steps",
+                file=sys.stderr,
+                flush=True,
+            )
         rounds.append(res["reveal_rounds"])
         wrong_words += res["wrong_words"]
         its.append(res["iterations"])
@@ -245,6 +261,7 @@ def bench(
         "fer_final": final_fail / frames,
         "fer_final_upper95": fer_upper(final_fail, frames),
         "failed_frames": failed,
+        "tail_frames": tails,
         "check_refused_words": wrong_words,
         "blind_steps_mean": float(np.mean(rounds)),
         "iterations_mean": float(np.mean(its)),
