@@ -312,6 +312,7 @@ def main() -> None:
         "--progress", type=int, default=0, help="every N frames, the running f on stderr (0: off)"
     )
     args = parser.parse_args()
+    prov = provenance()  # what the frames are decoded with: taken before the first frame
     os.environ[CACHE_ENV] = args.cache_dir
     head = (
         f"{'n':>8} {'QBER':>5} {'k':>3} {'R0':>4} {'p':>6} {'f':>6} {'±':>5} {'f_max':>6} "
@@ -356,7 +357,7 @@ def main() -> None:
             "reveal_fraction": args.reveal_fraction,
             "seed": args.seed,
         }
-        print(json.dumps(settings | provenance() | {"rows": rows}, indent=2))
+        print(json.dumps(settings | prov | {"rows": rows}, indent=2))
 
 
 def provenance() -> dict[str, Any]:
