@@ -38,8 +38,10 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,16 @@ def run_frame(
     }
 
 
+def frame_stream(n: int, qber: float, seed: int, frames: int) -> Iterator[tuple[int, Any, Any]]:
+    """``(index, alice, bob)`` for frames ``0 … frames`` (frame 0 warms the JIT up): Alice's key
+    uniform, Bob's with i.i.d. Bernoulli(Q) errors, a function of ``(seed, n, Q)`` alone, so
+    that every run (and ``bench_ldpc_start.py``, ``fer_pool.py``) sees the same frames."""
+    rng = np.random.default_rng([seed, n, int(qber * 1e6)])
+    for frame in range(frames + 1):
+        alice = rng.integers(0, 2, n, dtype=np.uint8)
+        yield frame, alice, alice ^ (rng.random(n) < qber).astype(np.uint8)
+
+
 def final_problem(res: dict[str, Any], bob_key: Any, qber: float) -> tuple[Any, ...]:
     """Bob's last decoding problem (syndrome and all reveals), for a one-shot comparison."""
     a: LdpcAlice = res["alice"]
@@ -176,7 +188,6 @@ def bench(
     patience: int = PATIENCE,
     progress: int = 0,
 ) -> dict[str, Any]:
-    rng = np.random.default_rng([seed, n, int(qber * 1e6)])
     rung, _ = choose_code(n, qber, f0)
     t0 = time.perf_counter()
     build_code(n, rung, seed)
@@ -185,11 +196,10 @@ def bench(
     failed: list[dict[str, Any]] = []
     tails: list[dict[str, Any]] = []
     f_start = default_efficiency(n, qber) if f0 is None else f0
+    h = binary_entropy(qber)
     t_bob = t_total = t_peer = t_ours_final = 0.0
     peer_fail = peer_done = its_peer = its_ours_final = 0
-    for frame in range(frames + 1):  # frame 0: JIT warm-up
-        alice = rng.integers(0, 2, n, dtype=np.uint8)
-        bob = alice ^ (rng.random(n) < qber).astype(np.uint8)
+    for frame, alice, bob in frame_stream(n, qber, seed, frames):  # frame 0: JIT warm-up
         res = run_frame(alice, bob, qber, f0, seed, reveal_fraction, max_iterations, patience)
         a: LdpcAlice = res["alice"]
         if 0 < frame <= peer_frames and res["final_ok"]:
@@ -218,7 +228,7 @@ def bench(
             how = "converged to a wrong word" if res["converged"] else "did not converge"
             failed.append({"frame": frame, "failure": how})
             print(f"n={n} Q={qber} seed={seed}: frame {frame} {how}", file=sys.stderr, flush=True)
-        f_frame = res["leak"] / (n * binary_entropy(qber))
+        f_frame = res["leak"] / (n * h)
         if f_frame > f_start + TAIL_ABOVE_START:  # a tail frame: say which, for a replay
             tails.append({"frame": frame, "f": f_frame, "blind_steps": res["reveal_rounds"]})
             print(
@@ -233,7 +243,7 @@ def bench(
         t_bob += res["t_bob"]
         t_total += res["t_total"]
         if progress and frame % progress == 0 and frame < frames:  # a long cell may be cut
-            f_now = np.array(leaks, dtype=float) / (n * binary_entropy(qber))
+            f_now = np.array(leaks, dtype=float) / (n * h)
             print(
                 f"n={n} Q={qber} seed={seed}: {frame}/{frames} frames, f = {f_now.mean():.4f}"
                 f" (max {f_now.max():.4f}), {final_fail} final failures,"
@@ -242,7 +252,6 @@ def bench(
                 flush=True,
             )
     code = a.code
-    h = binary_entropy(qber)
     f = np.array(leaks, dtype=float) / (n * h)
     ours_final = n * peer_done / t_ours_final / 1e6 if peer_done else None
     peer_mbps = n * peer_done / t_peer / 1e6 if peer_done else None
@@ -364,8 +373,6 @@ def provenance() -> dict[str, Any]:
     """What the frames were decoded with, so that runs can be pooled (``fer_pool.py``): the
     code family and cache format, the wire version of the messages, and the git commit of
     the working tree (``dirty`` when it had uncommitted changes), when there is one."""
-    import subprocess
-
     from diqkd.postproc._ldpc_codes import _FAMILY, _FORMAT
     from diqkd.postproc.messages import WIRE_VERSION
 

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from bench_ldpc import run_frame
+from bench_ldpc import frame_stream, run_frame
 from diqkd.postproc.reconcile import binary_entropy
 
 
@@ -34,12 +34,9 @@ def main() -> None:
     starts = [None if s == "d" else float(s) for s in args.starts]
     n, q = args.n, args.qber
     h = binary_entropy(q)
-    rng = np.random.default_rng([args.seed, n, int(q * 1e6)])  # bench_ldpc.py's frames
     rows = []
-    for frame in range(args.frames + 1):
-        alice = rng.integers(0, 2, n, dtype=np.uint8)
-        bob = alice ^ (rng.random(n) < q).astype(np.uint8)
-        if frame == 0:  # bench_ldpc.py's JIT warm-up frame
+    for frame, alice, bob in frame_stream(n, q, args.seed, args.frames):  # bench_ldpc.py's
+        if frame == 0:  # its JIT warm-up frame
             continue
         row = []
         for f0 in starts:
