@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from diqkd.postproc._ldpc_codes import CACHE_ENV, build_code
-from diqkd.postproc._ldpc_kernels import KNOWN_LLR, LayeredDecoder
-from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, choose_code, default_efficiency
+from diqkd.postproc._ldpc_codes import CACHE_ENV, CODE_FAMILIES, CodeFamily, build_code
+from diqkd.postproc._ldpc_kernels import KNOWN_LLR
+from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, _decoder, choose_code, default_efficiency
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import Done, RevealReply, RevealRequest
 from diqkd.postproc.reconcile import binary_entropy
@@ -89,10 +89,11 @@ def run_frame(
     reveal_fraction: float = 0.01,
     max_iterations: int = MAX_ITERATIONS,
     patience: int = PATIENCE,
+    family: CodeFamily = "random",
 ) -> dict[str, Any]:
     """One protocol run; returns leak, outcomes, timings and what was revealed."""
     t_start = time.perf_counter()
-    alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed)
+    alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed, family=family)
     bob = LdpcBob(
         bob_key, qber, max_iterations=max_iterations, patience=patience,
         reveal_fraction=reveal_fraction,
@@ -187,26 +188,29 @@ def bench(
     max_iterations: int = MAX_ITERATIONS,
     patience: int = PATIENCE,
     progress: int = 0,
+    family: CodeFamily = "random",
 ) -> dict[str, Any]:
-    rung, _ = choose_code(n, qber, f0)
+    rung, _ = choose_code(n, qber, f0, family=family)
     t0 = time.perf_counter()
-    build_code(n, rung, seed)
+    build_code(n, rung, seed, family)
     t_build = time.perf_counter() - t0
     leaks, first_fail, final_fail, rounds, its, wrong_words = [], 0, 0, [], [], 0
     failed: list[dict[str, Any]] = []
     tails: list[dict[str, Any]] = []
-    f_start = default_efficiency(n, qber) if f0 is None else f0
+    f_start = default_efficiency(n, qber, family) if f0 is None else f0
     h = binary_entropy(qber)
     t_bob = t_total = t_peer = t_ours_final = 0.0
     peer_fail = peer_done = its_peer = its_ours_final = 0
     for frame, alice, bob in frame_stream(n, qber, seed, frames):  # frame 0: JIT warm-up
-        res = run_frame(alice, bob, qber, f0, seed, reveal_fraction, max_iterations, patience)
+        res = run_frame(
+            alice, bob, qber, f0, seed, reveal_fraction, max_iterations, patience, family
+        )
         a: LdpcAlice = res["alice"]
         if 0 < frame <= peer_frames and res["final_ok"]:
             code, full, word, probs, prior = final_problem(res, bob, qber)
             peer = _peer(code, probs, peer_iter)
             if peer is not None:
-                dec = LayeredDecoder(code.check_ptr, code.check_var, full, prior)
+                dec = _decoder(code, full, prior, "numba")
                 tp = time.perf_counter()
                 dec.run(peer_iter, peer_iter)
                 t_ours_final += time.perf_counter() - tp
@@ -262,7 +266,7 @@ def bench(
         "rung": rung,
         "table_rate": code.rate,
         "punctured": a.punctured,
-        "f0": default_efficiency(n, qber) if f0 is None else f0,
+        "f0": f_start,
         "f_mean": float(f.mean()),
         "f_sem": float(f.std(ddof=1) / math.sqrt(frames)) if frames > 1 else math.nan,
         "f_max": float(f.max()),
@@ -300,6 +304,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--f0", type=float, default=None, help="default: default_efficiency(n)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--family", choices=CODE_FAMILIES, default="random", help="code family")
     parser.add_argument(
         "--cache-dir", default=os.environ.get(CACHE_ENV) or str(Path.home() / ".cache/diqkd/ldpc")
     )
@@ -321,7 +326,7 @@ def main() -> None:
         "--progress", type=int, default=0, help="every N frames, the running f on stderr (0: off)"
     )
     args = parser.parse_args()
-    prov = provenance()  # what the frames are decoded with: taken before the first frame
+    prov = provenance(args.family)  # what decodes the frames: taken before the first frame
     os.environ[CACHE_ENV] = args.cache_dir
     head = (
         f"{'n':>8} {'QBER':>5} {'k':>3} {'R0':>4} {'p':>6} {'f':>6} {'±':>5} {'f_max':>6} "
@@ -337,6 +342,7 @@ def main() -> None:
             r = bench(
                 n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter,
                 args.reveal_fraction, args.max_iterations, args.patience, args.progress,
+                args.family,
             )  # fmt: skip
             rows.append(r)
             if args.json:
@@ -369,11 +375,11 @@ def main() -> None:
         print(json.dumps(settings | prov | {"rows": rows}, indent=2))
 
 
-def provenance() -> dict[str, Any]:
+def provenance(family: CodeFamily = "random") -> dict[str, Any]:
     """What the frames were decoded with, so that runs can be pooled (``fer_pool.py``): the
     code family and cache format, the wire version of the messages, and the git commit of
     the working tree (``dirty`` when it had uncommitted changes), when there is one."""
-    from diqkd.postproc._ldpc_codes import _FAMILY, _FORMAT
+    from diqkd.postproc._ldpc_codes import _FAMILY, _FORMAT, _QC_FAMILY, _QC_FORMAT
     from diqkd.postproc.messages import WIRE_VERSION
 
     commit: str | None = None
@@ -391,7 +397,7 @@ def provenance() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         pass
     return {
-        "code_family": f"{_FAMILY}-v{_FORMAT}",
+        "code_family": f"{_QC_FAMILY}-v{_QC_FORMAT}" if family == "qc" else f"{_FAMILY}-v{_FORMAT}",
         "wire_version": WIRE_VERSION,
         "git_commit": commit,
         "git_dirty": dirty,

@@ -107,3 +107,26 @@ def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path
         capsys, "reconcile", "--alice", str(tmp_path / "nope"), "--bob", str(tmp_path / "nope2")
     )
     assert code == 2 and "no such file" in err
+
+
+def test_reconcile_with_qc_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    a, b = keys(100_000, 0.03, 9)
+    for name, bits in (("a", a), ("b", b)):
+        with (tmp_path / f"{name}.npy").open("wb") as fh:
+            np.save(fh, bits)
+    argv = ["reconcile", "--alice", str(tmp_path / "a.npy"), "--bob", str(tmp_path / "b.npy")]
+    code, out, err = run(
+        capsys, *argv, "--method", "ldpc", "--ldpc-codes", "qc", "--qber", "0.03", "--json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["success"] is True and doc["method"] == "ldpc" and doc["ldpc_codes"] == "qc"
+    assert 1.1 < doc["efficiency_correction"] < 1.4  # the throughput point: f₀ ≥ 1.15
+    # too short for the QC codes: one readable line, exit 2
+    short = tmp_path / "s.txt"
+    short.write_text("01" * 5000)
+    code, _, err = run(
+        capsys, "reconcile", "--alice", str(short), "--bob", str(short), "--method", "ldpc",
+        "--ldpc-codes", "qc", "--qber", "0.03",
+    )  # fmt: skip
+    assert code == 2 and "65536" in err and len(err.strip().splitlines()) == 1

@@ -111,7 +111,7 @@ def test_construction_is_deterministic_and_well_formed() -> None:
     assert np.all(h[a.anchors, punct] == 1)
     assert a.n_puncturable == d
     assert np.union1d(a.key_positions, a.specials).size == a.n
-    assert parse_code_id(a.code_id(5)) == (2000, k, 7, 5)
+    assert parse_code_id(a.code_id(5)) == (2000, k, 7, 5, "random")
 
 
 def test_disk_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

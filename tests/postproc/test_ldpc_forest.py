@@ -212,6 +212,7 @@ def test_long_keys_get_the_forest_construction(monkeypatch: pytest.MonkeyPatch, 
     mean=st.floats(2.5, 60.0),
 )
 @example(table=0.5, m=10, mean=40.0)  # more residue than checks of the most common degree
+@example(table=0.85, m=10, mean=55.0)  # more residue than checks (found by hypothesis)
 def test_property_check_degrees_keep_sum_and_shape(table: float, m: int, mean: float) -> None:
     edges = int(mean * m)
     degs = check_degrees(m, edges, ELKOUSS_2009[table].rho)

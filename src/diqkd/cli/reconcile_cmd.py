@@ -37,6 +37,13 @@ class ReconcileMethod(StrEnum):
     ldpc = "ldpc"
 
 
+class LdpcCodes(StrEnum):
+    """LDPC code family."""
+
+    random = "random"
+    qc = "qc"
+
+
 def read_bits(path: Path, fmt_: BitFormat) -> NDArray[np.uint8]:
     """Read a bit string: packed bytes (MSB first, numpy ``packbits`` order), ``.npy`` or text."""
     if fmt_ is BitFormat.auto:
@@ -85,6 +92,11 @@ def reconcile_cmd(
         None, "--qber", help="Known QBER; without it a sample is disclosed and discarded."
     ),
     seed: int | None = typer.Option(None, "--seed", min=0, help="Seed of the public shuffles."),
+    ldpc_codes: LdpcCodes = typer.Option(
+        LdpcCodes.random,
+        "--ldpc-codes",
+        help="LDPC codes: random (most efficient) or qc (quasi-cyclic, ≥ 65536 bits, faster).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Reconcile Bob's key to Alice's, verify with a universal hash, report leak and efficiency.
@@ -99,8 +111,9 @@ def reconcile_cmd(
     started = time.perf_counter()
     ledger = LeakLedger()
     result = reconcile(
-        a, b, method=method.value, qber=qber, rng_seed_for_public_shuffles=seed, ledger=ledger
-    )
+        a, b, method=method.value, qber=qber, rng_seed_for_public_shuffles=seed, ledger=ledger,
+        ldpc_codes=ldpc_codes.value,
+    )  # fmt: skip
     kept = result.kept_indices
     alice_kept = a[kept]
     # Verification (fresh universal-hash key from the OS CSPRNG, drawn after reconciliation).
@@ -129,6 +142,7 @@ def reconcile_cmd(
         "efficiency_correction": efficiency(result.correction_bits, int(kept.size), qber_actual),
         "rounds": result.rounds,
         "method": result.method,
+        "ldpc_codes": ldpc_codes.value if result.method == "ldpc" else None,
         "epsilon_ec": epsilon_ec(int(kept.size)),
         "seconds": elapsed,
     }

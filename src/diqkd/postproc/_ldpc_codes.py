@@ -108,6 +108,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -117,10 +118,12 @@ from diqkd.errors import ReconciliationError
 from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc._ldpc_forest import forest_graph
 from diqkd.postproc._ldpc_peg import peg_graph
+from diqkd.postproc._ldpc_qc import QC_MIN_KEY_BITS, lift_size, qc_graph, qc_structure
 
 __all__ = [
     "CACHE_ENV",
     "CAP_DEGREE_TWO",
+    "CODE_FAMILIES",
     "ELKOUSS_2009",
     "FAMILY",
     "FOREST_FAMILY",
@@ -132,6 +135,8 @@ __all__ = [
     "LADDER_TOP",
     "MOTHER_RATES",
     "SPECIAL_FRACTION",
+    "CodeFamily",
+    "CodeName",
     "DegreeDistribution",
     "MotherCode",
     "build_code",
@@ -397,9 +402,28 @@ FOREST_RUNGS: tuple[tuple[float, bool, float], ...] = (
 CACHE_ENV = "DIQKD_LDPC_CACHE_DIR"
 #: Smallest and largest key lengths accepted.
 MIN_KEY_BITS, MAX_KEY_BITS = 8, 4_000_000
+#: Code families: ``"random"`` (PEG below :data:`FOREST_MIN_KEY_BITS`, the forest construction
+#: from there; the most efficient) and ``"qc"`` (quasi-cyclic lifts of the same ensembles,
+#: :mod:`~diqkd.postproc._ldpc_qc`; from its ``QC_MIN_KEY_BITS`` = 65 536 key bits, decoded
+#: 4–7× faster per iteration).
+CodeFamily = Literal["random", "qc"]
+CODE_FAMILIES: tuple[CodeFamily, ...] = ("random", "qc")
 _FAMILY = "pegforest-bsc26j"
 _FORMAT = 12
-_ID = re.compile(rf"^{_FAMILY}:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
+_QC_FAMILY = "qc-bsc26j"
+_QC_FORMAT = 1
+_NAMES: dict[CodeFamily, str] = {"random": _FAMILY, "qc": _QC_FAMILY}
+_ID = re.compile(rf"^({_FAMILY}|{_QC_FAMILY}):n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
+
+
+class CodeName(NamedTuple):
+    """The fields of a public code name (:meth:`MotherCode.code_id`)."""
+
+    n_key: int
+    rung: int
+    seed: int
+    punctured: int
+    family: CodeFamily
 
 
 def _apportion(total: int, weights: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -515,13 +539,19 @@ def check_degrees(m: int, edges: int, rho: dict[int, float]) -> NDArray[np.int64
     counts = _apportion(m, np.array([frac[int(d)] for d in degs]))
     out = np.repeat(degs, counts)
     residue = edges - int(out.sum())
-    if abs(residue) > m:  # pragma: no cover - defensive: the mean is kept to rounding
-        raise ReconciliationError(f"cannot spread {edges} sockets over {m} checks")
+    # a few checks with widely spread degrees can leave more residue than checks (m = 10,
+    # mean 55, Table I 0.85's ρ: 8 more than m); every check then takes ⌊|r|/m⌋ sockets
+    # (real rungs have thousands of checks and never do)
+    whole, residue = divmod(abs(residue), m)
+    sign = 1 if edges >= int(out.sum()) else -1
+    out += sign * whole
     # on checks of the most common degree first, then on the others (a small m can leave more
     # residue than checks of that degree: m = 10, mean 40, Table I 0.5's ρ left 8 for 4 checks)
-    common = out == degs[np.argmax(counts)]
+    common = out == degs[np.argmax(counts)] + sign * whole
     order = np.concatenate([np.flatnonzero(common), np.flatnonzero(~common)])
-    out[order[: abs(residue)]] += np.sign(residue)
+    out[order[:residue]] += sign
+    if out.min(initial=2) < 1:  # pragma: no cover - defensive
+        raise ReconciliationError(f"cannot spread {edges} sockets over {m} checks")
     return np.sort(out)
 
 
@@ -564,6 +594,9 @@ class MotherCode:
         Anchor check of each puncturable special, shape (``n_puncturable``,).
     key_positions
         Where key bit ``i`` sits in the codeword, shape (n_key,), ascending.
+    lift
+        ``Z`` of a quasi-cyclic code (family ``"qc"``: check ``cb·Z + l``, variable
+        ``vb·Z + j``); 0 for the random-graph family.
     """
 
     n_key: int
@@ -577,6 +610,12 @@ class MotherCode:
     specials: NDArray[np.int64]
     anchors: NDArray[np.int64]
     key_positions: NDArray[np.int64]
+    lift: int = 0
+
+    @property
+    def family(self) -> CodeFamily:
+        """``"qc"`` for a quasi-cyclic lift, else ``"random"``."""
+        return "qc" if self.lift else "random"
 
     @property
     def n_puncturable(self) -> int:
@@ -595,7 +634,8 @@ class MotherCode:
 
     def code_id(self, punctured: int) -> str:
         """Public name of this code used with ``punctured`` punctured specials."""
-        return f"{_FAMILY}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
+        name = _NAMES[self.family]
+        return f"{name}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
 
     def dense(self) -> NDArray[np.uint8]:
         """``H`` as a dense 0/1 array (tests and peers; O(M·N) memory)."""
@@ -613,13 +653,17 @@ class MotherCode:
         return (counts.astype(np.int64) & 1).astype(np.uint8)
 
 
-def _check_args(n_key: int, rung: int, seed: int) -> None:
+def _check_args(n_key: int, rung: int, seed: int, family: CodeFamily = "random") -> None:
     for name, value in (("n_key", n_key), ("rung", rung), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise ReconciliationError(f"{name} must be an int, got {value!r}")
-    if not MIN_KEY_BITS <= n_key <= MAX_KEY_BITS:
+    if family not in CODE_FAMILIES:
+        raise ReconciliationError(f"unknown code family {family!r}: use 'random' or 'qc'")
+    low = QC_MIN_KEY_BITS if family == "qc" else MIN_KEY_BITS
+    if not low <= n_key <= MAX_KEY_BITS:
         raise ReconciliationError(
-            f"LDPC frames must hold {MIN_KEY_BITS} to {MAX_KEY_BITS} key bits, got {n_key}"
+            f"LDPC frames of the {family!r} codes must hold {low} to {MAX_KEY_BITS} key bits, "
+            f"got {n_key}"
         )
     if not 0 <= rung <= LADDER_TOP:
         raise ReconciliationError(f"code rung must lie in [0, {LADDER_TOP}], got {rung}")
@@ -627,11 +671,72 @@ def _check_args(n_key: int, rung: int, seed: int) -> None:
         raise ReconciliationError(f"seed must lie in [0, 2⁶³), got {seed}")
 
 
-def _cache_file(n_key: int, rung: int, seed: int) -> Path | None:
+def _cache_file(n_key: int, rung: int, seed: int, family: CodeFamily) -> Path | None:
     root = os.environ.get(CACHE_ENV, "")
     if not root:
         return None
-    return Path(root) / f"{_FAMILY}-v{_FORMAT}-n{n_key}-k{rung}-s{seed}.npz"
+    name, version = (_QC_FAMILY, _QC_FORMAT) if family == "qc" else (_FAMILY, _FORMAT)
+    return Path(root) / f"{name}-v{version}-n{n_key}-k{rung}-s{seed}.npz"
+
+
+def qc_dimensions(n_key: int, rung: int) -> tuple[int, int, int]:
+    """``(Z, Mb, Nb)`` of the QC code of a rung: ``Mb = ⌈M_k/Z⌉`` base rows (so the code has at
+    least the rung's checks) and ``Nb = ⌈(n_key + d_k)/Z⌉`` base columns (the surplus symbols
+    are specials: at most ``Z − 1`` more, shortened unless punctured)."""
+    z = lift_size(n_key)
+    m, d, _ = ladder(n_key, rung)
+    return z, -(-m // z), -(-(n_key + d) // z)
+
+
+def _construct_qc(n_key: int, rung: int, seed: int) -> MotherCode:
+    """The rung's ensemble as a ``Z``-lift (:func:`~diqkd.postproc._ldpc_qc.qc_graph`): base
+    variable degrees from the rung's ``λ`` (:func:`variable_degrees` with ``Nb`` nodes), base
+    check degrees concentrated, or Table I's spread ``ρ`` where the rung uses it."""
+    rate = ladder(n_key, rung)[2]
+    z, mb, nb = qc_dimensions(n_key, rung)
+    dist = distribution(rate)
+    base = variable_degrees(nb, mb, dist, dist.cap_two)
+    edges = int(base.sum())
+    if is_forest(n_key) and FOREST_RUNGS[rung][1]:
+        checks = check_degrees(mb, edges, ELKOUSS_2009[rate].rho)
+    else:
+        checks = np.full(mb, edges // mb, dtype=np.int64)
+        checks[: edges - int(checks.sum())] += 1
+    rng = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x9C11F7]))
+    base = rng.permutation(base)
+    check_ptr, check_var, _ = qc_graph(base, checks, z, rng)
+    degs = np.repeat(base, z)
+    specials, anchors = _choose_specials(
+        n_key, rung, seed, mb * z, check_ptr, check_var, degs, nb * z - n_key
+    )
+    return _freeze(n_key, rung, seed, rate, mb * z, check_ptr, check_var, specials, anchors, z)
+
+
+def _choose_specials(
+    n_key: int,
+    rung: int,
+    seed: int,
+    m: int,
+    check_ptr: NDArray[np.int64],
+    check_var: NDArray[np.integer],
+    degs: NDArray[np.int64],
+    d: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``d`` specials, untainted ones first (module docstring), and their anchors."""
+    n = degs.size
+    # variable → check adjacency (CSC) for the special-symbol selection
+    order = np.argsort(check_var, kind="stable")
+    var_chk = np.repeat(np.arange(m, dtype=np.int64), np.diff(check_ptr))[order]
+    var_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(check_var, minlength=n), out=var_ptr[1:])
+    public = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x5EC1A1]))
+    candidates = np.lexsort((public.permutation(n), degs)).astype(np.int64)
+    chosen, anchors, k = _untainted(var_ptr, var_chk, candidates, m, d)
+    specials = chosen
+    if k < d:  # fill with shortening-only symbols
+        rest = np.setdiff1d(candidates, chosen, assume_unique=True)
+        specials = np.concatenate([chosen, rest[np.argsort(degs[rest], kind="stable")][: d - k]])
+    return specials, anchors
 
 
 def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
@@ -652,18 +757,7 @@ def _construct(n_key: int, rung: int, seed: int) -> MotherCode:
             f"graph construction failed for n={n}, m={m}, seed={seed}: try another seed"
         )
     check_ptr, check_var = graph
-    # variable → check adjacency (CSC) for the special-symbol selection
-    order = np.argsort(check_var, kind="stable")
-    var_chk = np.repeat(np.arange(m, dtype=np.int64), np.diff(check_ptr))[order]
-    var_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(check_var, minlength=n), out=var_ptr[1:])
-    public = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x5EC1A1]))
-    candidates = np.lexsort((public.permutation(n), degs)).astype(np.int64)
-    chosen, anchors, k = _untainted(var_ptr, var_chk, candidates, m, d)
-    specials = chosen
-    if k < d:  # fill with shortening-only symbols
-        rest = np.setdiff1d(candidates, chosen, assume_unique=True)
-        specials = np.concatenate([chosen, rest[np.argsort(degs[rest], kind="stable")][: d - k]])
+    specials, anchors = _choose_specials(n_key, rung, seed, m, check_ptr, check_var, degs, d)
     return _freeze(n_key, rung, seed, rate, m, check_ptr, check_var, specials, anchors)
 
 
@@ -677,6 +771,7 @@ def _freeze(
     check_var: NDArray[np.integer],
     specials: NDArray[np.int64],
     anchors: NDArray[np.int64],
+    lift: int = 0,
 ) -> MotherCode:
     n = n_key + int(specials.size)
     key_mask = np.ones(n, dtype=bool)
@@ -690,11 +785,13 @@ def _freeze(
     )
     for a in arrays:
         a.flags.writeable = False
-    return MotherCode(n_key, rung, seed, rate, n, m, *arrays)
+    return MotherCode(n_key, rung, seed, rate, n, m, *arrays, lift=lift)
 
 
 def _digest(code: MotherCode) -> str:
-    h = hashlib.sha256(f"{code.n_key}:{code.rung}:{code.seed}:{code.n}:{code.m}".encode())
+    h = hashlib.sha256(
+        f"{code.n_key}:{code.rung}:{code.seed}:{code.n}:{code.m}:{code.lift}".encode()
+    )
     for a in (code.check_ptr, code.check_var, code.specials, code.anchors):
         h.update(a.tobytes())
     return h.hexdigest()
@@ -713,23 +810,36 @@ def _well_formed(code: MotherCode) -> bool:
         and (code.specials.size == 0 or (code.specials.min() >= 0 and code.specials.max() < code.n))
         and code.anchors.size <= code.specials.size
         and (code.anchors.size == 0 or (code.anchors.min() >= 0 and code.anchors.max() < code.m))
+        and (not code.lift or _is_lift(code))
     )
 
 
-def _load(path: Path, n_key: int, rung: int, seed: int) -> MotherCode | None:
+def _is_lift(code: MotherCode) -> bool:
+    try:
+        qc_structure(code.check_ptr, code.check_var, code.lift, code.n)
+    except ReconciliationError:
+        return False
+    return True
+
+
+def _load(path: Path, n_key: int, rung: int, seed: int, family: CodeFamily) -> MotherCode | None:
     m, d, rate = ladder(n_key, rung)
+    lift = 0
+    if family == "qc":
+        lift, mb, nb = qc_dimensions(n_key, rung)
+        m, d = mb * lift, nb * lift - n_key
     try:
         with np.load(path) as z:
             if z["specials"].size != d:
                 return None
             code = _freeze(
                 n_key, rung, seed, rate, m, z["check_ptr"], z["check_var"], z["specials"],
-                z["anchors"],
+                z["anchors"], lift,
             )  # fmt: skip
             if str(z["digest"]) != _digest(code) or not _well_formed(code):
                 return None
             return code
-    except (OSError, KeyError, ValueError, IndexError):
+    except (OSError, KeyError, ValueError, IndexError, ReconciliationError):
         return None
 
 
@@ -747,7 +857,7 @@ def _save(path: Path, code: MotherCode) -> None:
 
 
 @functools.lru_cache(maxsize=12)
-def build_code(n_key: int, rung: int, seed: int = 0) -> MotherCode:
+def build_code(n_key: int, rung: int, seed: int = 0, family: CodeFamily = "random") -> MotherCode:
     """Build (or fetch from the in-memory LRU, then the disk cache) the code of one rung.
 
     Parameters
@@ -758,6 +868,9 @@ def build_code(n_key: int, rung: int, seed: int = 0) -> MotherCode:
         Ladder index ``0 ≤ k ≤`` :data:`LADDER_TOP` (:func:`ladder`).
     seed
         Public seed ``[0, 2⁶³)``; the same triple always gives the same code.
+    family
+        ``"random"`` (default) or ``"qc"`` (:data:`CodeFamily`; from ``QC_MIN_KEY_BITS`` key
+        bits).
 
     Returns
     -------
@@ -772,21 +885,21 @@ def build_code(n_key: int, rung: int, seed: int = 0) -> MotherCode:
     ReconciliationError
         For arguments out of range.
     """
-    _check_args(n_key, rung, seed)
+    _check_args(n_key, rung, seed, family)
     n_key, rung, seed = int(n_key), int(rung), int(seed)
-    path = _cache_file(n_key, rung, seed)
+    path = _cache_file(n_key, rung, seed, family)
     if path is not None and path.exists():
-        cached = _load(path, n_key, rung, seed)
+        cached = _load(path, n_key, rung, seed, family)
         if cached is not None:
             return cached
-    code = _construct(n_key, rung, seed)
+    code = _construct_qc(n_key, rung, seed) if family == "qc" else _construct(n_key, rung, seed)
     if path is not None:
         _save(path, code)
     return code
 
 
-def parse_code_id(code_id: str) -> tuple[int, int, int, int]:
-    """``(n_key, rung, seed, punctured)`` of a name made by :meth:`MotherCode.code_id`.
+def parse_code_id(code_id: str) -> CodeName:
+    """``(n_key, rung, seed, punctured, family)`` of a name made by :meth:`MotherCode.code_id`.
 
     Raises
     ------
@@ -796,8 +909,10 @@ def parse_code_id(code_id: str) -> tuple[int, int, int, int]:
     match = _ID.fullmatch(code_id)
     if match is None:
         raise ReconciliationError(
-            f"unknown LDPC code name {code_id!r}: expected '{_FAMILY}:n=…:k=…:seed=…:p=…'"
+            f"unknown LDPC code name {code_id!r}: expected '{_FAMILY}:n=…:k=…:seed=…:p=…' "
+            f"or '{_QC_FAMILY}:…'"
         )
-    n_key, rung, seed, punctured = (int(g) for g in match.groups())
-    _check_args(n_key, rung, seed)
-    return n_key, rung, seed, punctured
+    family: CodeFamily = "qc" if match.group(1) == _QC_FAMILY else "random"
+    n_key, rung, seed, punctured = (int(g) for g in match.groups()[1:])
+    _check_args(n_key, rung, seed, family)
+    return CodeName(n_key, rung, seed, punctured, family)

@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 from diqkd.errors import ProtocolAbort
 from diqkd.postproc._cascade_kernels import Backend
 from diqkd.postproc._entropy import binary_entropy
+from diqkd.postproc._ldpc_codes import CODE_FAMILIES, CodeFamily
 from diqkd.postproc.cascade import CascadeAlice, CascadeBob, as_key_bits, run_cascade
 from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, run_ldpc
 from diqkd.postproc.ledger import LeakLedger
@@ -82,11 +83,12 @@ def choose_method(n_bits: int, qber: float) -> Literal["cascade"]:
 
     Cascade for every frame, by measurement (benchmarks/README.md, same machine): optimised
     Cascade reaches ``f ≈ 1.03–1.05`` at ``n = 10⁵`` and 0.9–1.8 Mbit/s at ``10⁶``, while the
-    rate-adaptive blind LDPC of :mod:`~diqkd.postproc.ldpc` reaches ``f ≈ 1.07–1.17`` at
-    ``10⁵`` and ``1.05–1.15`` at ``10⁶`` at 0.1–1 Mbit/s: LDPC does not beat Cascade on
-    leak or on CPU time wherever both were measured (QBER 1–8 %). Its advantage is interactivity
-    (a handful of round trips instead of hundreds to thousands), which matters on
-    high-latency links: choose ``method="ldpc"`` explicitly there.
+    rate-adaptive blind LDPC of :mod:`~diqkd.postproc.ldpc` reaches ``f ≈ 1.07–1.10`` at
+    ``10⁵`` and ``1.04–1.07`` at ``10⁶`` at ≈ 0.2 Mbit/s (QBER 1–10 %), or, with the
+    quasi-cyclic codes (``ldpc_codes="qc"``), ≈ 5–7 Mbit/s at ``f ≈ 1.15``: LDPC does not beat
+    Cascade on leak, which is what costs secret key. Its advantages are interactivity (a handful
+    of round trips instead of hundreds to thousands), which matters on high-latency links, and,
+    with the QC codes, speed: choose ``method="ldpc"`` explicitly there.
     """
     del n_bits, qber
     return "cascade"
@@ -168,6 +170,7 @@ def reconcile(
     rng_seed_for_public_shuffles: int | None = None,
     ledger: LeakLedger | None = None,
     backend: Backend = "numba",
+    ldpc_codes: CodeFamily = "random",
 ) -> ReconciliationResult:
     """Reconcile Bob's key to Alice's, counting every disclosed bit in a ledger.
 
@@ -189,6 +192,10 @@ def reconcile(
         Record into this ledger (e.g. the session's); a new one by default.
     backend
         Kernel backend, ``"numba"`` or ``"numpy"`` (reference; identical transcript).
+    ldpc_codes
+        LDPC code family (:data:`~diqkd.postproc._ldpc_codes.CodeFamily`): ``"random"``
+        (default, the most efficient) or ``"qc"`` (quasi-cyclic, from 65 536 bits: several
+        times faster, its first syndrome at ``f₀ ≥ 1.15``; :mod:`~diqkd.postproc._ldpc_qc`).
 
     Returns
     -------
@@ -208,6 +215,8 @@ def reconcile(
         chosen = method
     else:
         raise ReconciliationError(f"unknown method {method!r}: use 'cascade', 'auto' or 'ldpc'")
+    if ldpc_codes not in CODE_FAMILIES:
+        raise ReconciliationError(f"unknown LDPC codes {ldpc_codes!r}: use 'random' or 'qc'")
     if rng_seed_for_public_shuffles is None:
         seed = fresh_seed()
     elif isinstance(rng_seed_for_public_shuffles, bool) or rng_seed_for_public_shuffles < 0:
@@ -257,7 +266,8 @@ def reconcile(
     if chosen == "ldpc":
         ldpc_bob = LdpcBob(bob, qber_estimate)
         # one public code per (n, rung): built once, reused from the cache across frames
-        ldpc_run = run_ldpc(LdpcAlice(alice, qber_estimate, code_seed=0), ldpc_bob, ledger)
+        ldpc_alice = LdpcAlice(alice, qber_estimate, code_seed=0, family=ldpc_codes)
+        ldpc_run = run_ldpc(ldpc_alice, ldpc_bob, ledger)
         if not ldpc_run.converged:
             raise ProtocolAbort(
                 "LDPC decoding did not converge even after the blind reveals: discard this "
