@@ -25,10 +25,15 @@ estimate, as in the literature's efficiency figures):
   pattern from ``H·y ⊕ s``. Its FER is one-shot (it has no blind mode). ``pip install ldpc``
   (benchmark only, not a dependency); without it the peer columns are empty.
 
+``--family qc`` runs the quasi-cyclic codes (:mod:`diqkd.postproc._ldpc_qc`, the throughput
+family, first syndrome at ``f₀ ≥ 1.15``) instead of the random ones; the peer then decodes the
+QC code.
+
 Run (from the repository root; codes are cached on disk under ``--cache-dir``)::
 
     python benchmarks/bench_ldpc.py --n 100000 --qber 0.02 0.03 0.05 --frames 20
     python benchmarks/bench_ldpc.py --n 1000000 --qber 0.01 0.02 0.03 0.05 0.08 0.1 --frames 5
+    python benchmarks/bench_ldpc.py --n 1000000 --qber 0.03 --frames 30 --peer-frames 1 --family qc
     python benchmarks/bench_ldpc.py --json
 """
 

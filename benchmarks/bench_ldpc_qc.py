@@ -1,8 +1,11 @@
 """Prototype: a quasi-cyclic lift of a rung's ensemble, decoded in the ratio domain, beside the
 package's coloured decoder on the rung's forest code, same run.
 
-Not part of the package: this measures whether a quasi-cyclic (QC) code family would pay
-(benchmarks/README.md, "Toward 5 Mbit/s per core"). The package's codes are random graphs
+Not part of the package: this measured whether a quasi-cyclic (QC) code family would pay
+(benchmarks/README.md, "Toward 5 Mbit/s per core"); the package's family is now
+:mod:`diqkd.postproc._ldpc_qc` (measured with ``bench_ldpc.py --family qc``). Kept as the
+record of that comparison: the mother codes one-shot, and the time per edge-iteration of the
+prototype kernel beside the coloured one on the same frame. The package's codes are random graphs
 (configuration model with a degree-2 forest); every edge of a layered sweep then gathers and
 scatters a posterior at a random address, which bounds the coloured kernel at ≈ 4.5–5.7 ns
 per edge-iteration at 10⁶ on this machine. A QC code is a *base graph* of ``Mb × Nb`` blocks,
