@@ -257,3 +257,21 @@ def test_devices_that_know_the_inputs_are_caught(
     result = session(link, params, devices=Clairvoyant())
     assert_clean_abort(result, "beyond Tsirelson's bound")
     assert result.statistics.chsh == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("method", ["ldpc", "ldpc-qc"])
+def test_session_with_ldpc(link: LinkPoint, method: str) -> None:
+    params = design_protocol(
+        expected_chsh=link.chsh, expected_qber=link.qber, n_rounds=N, reconciliation=method
+    )
+    result = session(link, params, seed=5)
+    assert not result.aborted, result.abort_reason
+    (ka,), (kb,) = result.alice_keys, result.bob_keys
+    assert ka.n_bits > 0 and np.array_equal(ka.bits(), kb.bits())
+    # the key frame takes the QC codes; the test frame (error 1 − ω ≈ 17 %, beyond the
+    # rate-½ codes) falls back to Cascade
+    assert result.statistics.reconciliation_method == f"cascade+{method}"
+    with pytest.raises(DiqkdError, match="ldpc-qc"):
+        design_protocol(
+            expected_chsh=link.chsh, expected_qber=link.qber, n_rounds=N, reconciliation="qc"
+        )

@@ -21,6 +21,7 @@ from diqkd.cli._common import console, emit_json, err_console, fail, fmt
 from diqkd.errors import DiqkdError
 from diqkd.postproc import write_keys
 from diqkd.protocol import SessionResult, distill_records, simulate_session
+from diqkd.protocol.design import RECONCILIATION_METHODS
 
 __all__ = ["distill", "run"]
 
@@ -121,7 +122,9 @@ def run(
         help="Reproducible simulation (every party's randomness seeded: keys are not secret).",
     ),
     epsilon_sound: float = typer.Option(1e-6, "--epsilon-sound", help="Soundness ε."),
-    reconciliation: str = typer.Option("auto", "--reconciliation", help="auto, cascade or ldpc."),
+    reconciliation: str = typer.Option(
+        "auto", "--reconciliation", help="auto, cascade, ldpc or ldpc-qc (fast LDPC)."
+    ),
     keys_out: Path | None = typer.Option(
         None, "--keys-out", help="Also write keys files PREFIX.alice.json and PREFIX.bob.json."
     ),
@@ -136,8 +139,11 @@ def run(
     """Simulate a DI-QKD link and run the full protocol on it: Bell test to stored key."""
     if not 0.0 < epsilon_sound < 1.0:
         raise fail(f"--epsilon-sound must lie in (0, 1), got {epsilon_sound}")
-    if reconciliation not in ("auto", "cascade", "ldpc"):
-        raise fail(f"--reconciliation must be auto, cascade or ldpc, got {reconciliation!r}")
+    if reconciliation not in RECONCILIATION_METHODS:
+        raise fail(
+            f"--reconciliation must be one of {', '.join(RECONCILIATION_METHODS)}, "
+            f"got {reconciliation!r}"
+        )
     if save_records is not None and save_records.suffix.lower() not in (".parquet", ".pq"):
         raise fail("--save-records writes Parquet: name the file *.parquet")
     progress = Progress(
@@ -194,7 +200,9 @@ def distill(
     seed: int | None = typer.Option(
         None, "--seed", min=0, help="Seeded party randomness (simulation studies only)."
     ),
-    reconciliation: str = typer.Option("auto", "--reconciliation", help="auto, cascade, ldpc."),
+    reconciliation: str = typer.Option(
+        "auto", "--reconciliation", help="auto, cascade, ldpc or ldpc-qc (fast LDPC)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Write keys files OUT.alice.json and OUT.bob.json."
     ),
@@ -209,8 +217,11 @@ def distill(
         raise fail(f"--test-fraction must lie in (0, 1), got {test_fraction}")
     if (expected_chsh is None) != (expected_qber is None):
         raise fail("give both --expected-chsh and --expected-qber, or neither")
-    if reconciliation not in ("auto", "cascade", "ldpc"):
-        raise fail(f"--reconciliation must be auto, cascade or ldpc, got {reconciliation!r}")
+    if reconciliation not in RECONCILIATION_METHODS:
+        raise fail(
+            f"--reconciliation must be one of {', '.join(RECONCILIATION_METHODS)}, "
+            f"got {reconciliation!r}"
+        )
     if not records.exists():
         raise fail(f"{records}: no such records file")
     start = time.perf_counter()

@@ -23,7 +23,10 @@ from diqkd.postproc.verify import DEFAULT_TAG_BITS, epsilon_ec
 from diqkd.protocol.checks import TSIRELSON_FALSE_ALARM
 from diqkd.security import FiniteSizeResult, finite_size_key_length
 
-__all__ = ["ProtocolParameters", "design_protocol", "final_key_length"]
+__all__ = ["RECONCILIATION_METHODS", "ProtocolParameters", "design_protocol", "final_key_length"]
+
+#: The error-correction methods a protocol may fix (``ProtocolParameters.reconciliation``).
+RECONCILIATION_METHODS: tuple[str, ...] = ("auto", "cascade", "ldpc", "ldpc-qc")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +47,8 @@ class ProtocolParameters:
     epsilon_sound
         Soundness ε of the certificate.
     reconciliation
-        ``"cascade"``, ``"ldpc"`` or ``"auto"``.
+        ``"cascade"``, ``"ldpc"``, ``"ldpc-qc"`` (LDPC with the quasi-cyclic codes, for
+        throughput; a frame below their 65 536 bits uses the random ones) or ``"auto"``.
     tag_bits
         Verification tag length, bits.
     design
@@ -118,9 +122,10 @@ def design_protocol(
         If the expected statistics certify nothing (S ≤ 2, beyond the noise threshold, or too
         few rounds): the run would only ever abort, so it is refused before it starts.
     """
-    if reconciliation not in ("auto", "cascade", "ldpc"):
+    if reconciliation not in RECONCILIATION_METHODS:
         raise DiqkdError(
-            f"reconciliation must be 'auto', 'cascade' or 'ldpc', not {reconciliation!r}"
+            f"reconciliation must be one of {', '.join(RECONCILIATION_METHODS)}, "
+            f"not {reconciliation!r}"
         )
     common = {
         "chsh": expected_chsh,

@@ -25,9 +25,11 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from diqkd.errors import DiqkdError, ProtocolAbort
+from diqkd.errors import DiqkdError, ProtocolAbort, ReconciliationError
 from diqkd.postproc import CascadeAlice, CascadeBob, LeakLedger, toeplitz_hash
-from diqkd.postproc.ldpc import LdpcAlice, LdpcBob
+from diqkd.postproc._ldpc_codes import MIN_KEY_BITS
+from diqkd.postproc._ldpc_qc import QC_MIN_KEY_BITS
+from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, choose_code
 from diqkd.postproc.reconcile import choose_method
 from diqkd.postproc.verify import verification_tag, verify_keys
 from diqkd.protocol.checks import tsirelson_check
@@ -56,10 +58,25 @@ def _digest_rounds(rounds: NDArray[np.uint64]) -> str:
 
 
 def reconciliation_method(params: ProtocolParameters, n_bits: int, qber: float) -> str:
-    """The agreed method for a frame; ``auto`` resolves by frame length and QBER."""
-    if params.reconciliation == "auto":
+    """The agreed method for a frame; ``auto`` resolves by frame length and QBER.
+
+    LDPC falls back where its codes cannot carry the frame: ``ldpc-qc`` to the random codes
+    below the QC codes' 65 536 bits, and either to Cascade where no rung reaches the frame's
+    QBER (the test rounds' error ``1 − ω`` is ≈ 17 % on a good link, beyond the rate-½ codes)
+    or the frame is shorter than an LDPC frame."""
+    method = params.reconciliation
+    if method == "auto":
         return str(choose_method(n_bits, qber))
-    return params.reconciliation
+    if method == "ldpc-qc" and n_bits < QC_MIN_KEY_BITS:
+        method = "ldpc"  # too short for the quasi-cyclic codes: the random ones
+    if method in ("ldpc", "ldpc-qc"):
+        try:
+            choose_code(n_bits, qber, family="qc" if method == "ldpc-qc" else "random")
+        except ReconciliationError:
+            return "cascade"
+        if n_bits < MIN_KEY_BITS:
+            return "cascade"
+    return method
 
 
 class _Party:
@@ -214,7 +231,11 @@ class Alice(_Party):
         """Alice's reconciliation party for a frame."""
         bits = self._string[self._frame_positions(frame)]
         qber = self.frame_qber(frame)
-        party: ReconParty = LdpcAlice(bits, qber) if method == "ldpc" else CascadeAlice(bits)
+        party: ReconParty
+        if method in ("ldpc", "ldpc-qc"):
+            party = LdpcAlice(bits, qber, family="qc" if method == "ldpc-qc" else "random")
+        else:
+            party = CascadeAlice(bits)
         self._recon[frame] = party
         return party
 
@@ -322,7 +343,7 @@ class Bob(_Party):
             raise DiqkdError("on_test_inputs() first")
         bits = self._guess[self._frame_positions(frame)]
         party: ReconParty
-        if method == "ldpc":
+        if method in ("ldpc", "ldpc-qc"):  # Bob follows the code Alice names
             party = LdpcBob(bits, self.frame_qber(frame))
         else:
             party = CascadeBob(bits, self.frame_qber(frame), shuffle_seed=shuffle_seed)

@@ -321,7 +321,7 @@ def run_session(
                     methods.append(method)
                     a_party = alice.recon_party(frame, method)
                     b_party = bob.recon_party(frame, method)
-                    if method == "ldpc":
+                    if method in ("ldpc", "ldpc-qc"):  # Alice opens with her syndrome
                         rounds += _route_reconciliation(
                             channel, frame, "alice", a_party, b_party, alice, bob
                         )
