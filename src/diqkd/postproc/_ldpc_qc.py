@@ -64,13 +64,13 @@ Early termination and the stall rule are those of the package's other decoder: e
 parity is recomputed from the new hard decisions (``P < 1``) just after its update; a sweep that
 ends with all of them satisfied is confirmed by the exact syndrome; an attempt stops when the
 count of unsatisfied checks has not reached a new minimum for ``patience`` iterations.
-:class:`QcDecoder` keeps the posteriors as LLRs (the protocol's view, as
-:class:`~diqkd.postproc._ldpc_kernels.LayeredDecoder`) and converts them to ratios around each
-run: ``P = exp(clip(L, ±69))``, and back as ``log P`` (for a posterior that was clipped, by
-adding ``log P_after − log P_before``, so a known symbol's LLR,
-:data:`~diqkd.postproc._ldpc_kernels.KNOWN_LLR` = 100, keeps its magnitude). A clipped
-posterior no longer holds the sum of its messages, so the decoder keeps the priors themselves
-(for :meth:`QcDecoder.restart` and the cost of :meth:`~QcDecoder.pin`'s words).
+:class:`QcDecoder` offers the protocol the other decoder's view (posteriors as LLRs, ``post``,
+:class:`~diqkd.postproc._ldpc_kernels.LayeredDecoder`) and keeps its state in whichever form was
+used last: ratios after a run, LLRs once ``post`` is read or written; each converts to the other
+only when asked (:func:`ratios`: ``P = e^L``, a known symbol, ``|L| ≥ 69``, exactly at the clip;
+:func:`llrs`: ``log P``, a known symbol keeping its LLR), so a frame that decodes at once pays
+for one conversion. It keeps the priors themselves (for :meth:`QcDecoder.restart` and the cost
+of :meth:`~QcDecoder.pin`'s words), since a known symbol's ratio does not hold its messages.
 """
 
 from __future__ import annotations
