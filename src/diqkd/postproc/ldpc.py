@@ -8,7 +8,10 @@ estimate ``Q̂``):
    :func:`default_efficiency`), take the
    highest-rate mother code of the family (:mod:`~diqkd.postproc._ldpc_codes`, degree
    distributions of Elkouss et al., ISIT 2009, Table I) with ``M ≥ L`` checks, and puncture
-   ``p = M − L`` of its special symbols (the other ``d − p`` are shortened to 0).
+   ``p = M − L`` of its special symbols (the other ``d − p`` are shortened to 0). Alice
+   picks the code family (``family``): the random graphs (default, the least leak) or their
+   quasi-cyclic lifts (``"qc"``, :mod:`~diqkd.postproc._ldpc_qc`: decoded several times faster,
+   first syndrome at ``f₀ ≥`` :data:`QC_START_EFFICIENCY`); the code name tells Bob which.
 2. **Syndrome.** Alice places her key in the codeword, sets each punctured symbol to the parity
    of the key bits of its anchor check and sends the ``M − p`` syndrome bits of the other
    checks (:class:`~diqkd.postproc.messages.SyndromeMessage`; the anchors' bits are 0 by
