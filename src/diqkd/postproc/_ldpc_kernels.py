@@ -843,7 +843,7 @@ class LayeredDecoder:
 
     def unsatisfied(self) -> NDArray[np.int64]:
         """Checks whose parity of the hard decisions differs from the syndrome, ascending."""
-        neg = np.concatenate([[0], np.cumsum(self.post[self._var] < 0, dtype=np.int64)])
+        neg = np.concatenate([[0], np.cumsum(self.hard()[self._var], dtype=np.int64)])
         parity = (neg[self._ptr[1:]] - neg[self._ptr[:-1]]) & 1
         return np.flatnonzero(parity != self._syn).astype(np.int64)
 

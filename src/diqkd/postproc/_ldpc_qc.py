@@ -744,12 +744,6 @@ class QcDecoder(LayeredDecoder):
             return (self._p.ravel() < 1).astype(np.uint8)
         return super().hard()
 
-    def unsatisfied(self) -> NDArray[np.int64]:
-        """Checks whose parity of the hard decisions differs from the syndrome, ascending."""
-        neg = np.concatenate([[0], np.cumsum(self.hard()[self._var], dtype=np.int64)])
-        parity = (neg[self._ptr[1:]] - neg[self._ptr[:-1]]) & 1
-        return np.flatnonzero(parity != self._syn).astype(np.int64)
-
     def restart(self) -> None:
         """Forget the messages: posteriors back to the priors (revealed values kept known)."""
         self.post = self._prior
