@@ -25,15 +25,16 @@ estimate, as in the literature's efficiency figures):
   pattern from ``H·y ⊕ s``. Its FER is one-shot (it has no blind mode). ``pip install ldpc``
   (benchmark only, not a dependency); without it the peer columns are empty.
 
-``--family qc`` runs the quasi-cyclic codes (:mod:`diqkd.postproc._ldpc_qc`, the throughput
-family, first syndrome at ``f₀ ≥ 1.15``) instead of the random ones; the peer then decodes the
-QC code.
+``--family qc`` runs the quasi-cyclic codes (:mod:`diqkd.postproc._ldpc_qc`) instead of the
+random ones; the peer then decodes the QC code. ``--start fast`` moves the first syndrome to
+the throughput point ``f₀ ≥ 1.15`` (:func:`diqkd.postproc.ldpc.default_efficiency`).
 
 Run (from the repository root; codes are cached on disk under ``--cache-dir``)::
 
     python benchmarks/bench_ldpc.py --n 100000 --qber 0.02 0.03 0.05 --frames 20
     python benchmarks/bench_ldpc.py --n 1000000 --qber 0.01 0.02 0.03 0.05 0.08 0.1 --frames 5
-    python benchmarks/bench_ldpc.py --n 1000000 --qber 0.03 --frames 30 --peer-frames 1 --family qc
+    python benchmarks/bench_ldpc.py --n 1000000 --qber 0.03 --frames 30 --peer-frames 1 \\
+        --family qc --start fast
     python benchmarks/bench_ldpc.py --json
 """
 
@@ -54,7 +55,15 @@ import numpy as np
 
 from diqkd.postproc._ldpc_codes import CACHE_ENV, CODE_FAMILIES, CodeFamily, build_code
 from diqkd.postproc._ldpc_kernels import KNOWN_LLR
-from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, _decoder, choose_code, default_efficiency
+from diqkd.postproc.ldpc import (
+    LDPC_STARTS,
+    LdpcAlice,
+    LdpcBob,
+    LdpcStart,
+    _decoder,
+    choose_code,
+    default_efficiency,
+)
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import Done, RevealReply, RevealRequest
 from diqkd.postproc.reconcile import binary_entropy
@@ -95,10 +104,11 @@ def run_frame(
     max_iterations: int = MAX_ITERATIONS,
     patience: int = PATIENCE,
     family: CodeFamily = "random",
+    start: LdpcStart = "efficient",
 ) -> dict[str, Any]:
     """One protocol run; returns leak, outcomes, timings and what was revealed."""
     t_start = time.perf_counter()
-    alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed, family=family)
+    alice = LdpcAlice(alice_key, qber, efficiency=f0, code_seed=seed, family=family, start=start)
     bob = LdpcBob(
         bob_key, qber, max_iterations=max_iterations, patience=patience,
         reveal_fraction=reveal_fraction,
@@ -194,21 +204,22 @@ def bench(
     patience: int = PATIENCE,
     progress: int = 0,
     family: CodeFamily = "random",
+    start: LdpcStart = "efficient",
 ) -> dict[str, Any]:
-    rung, _ = choose_code(n, qber, f0, family=family)
+    rung, _ = choose_code(n, qber, f0, start=start)
     t0 = time.perf_counter()
     build_code(n, rung, seed, family)
     t_build = time.perf_counter() - t0
     leaks, first_fail, final_fail, rounds, its, wrong_words = [], 0, 0, [], [], 0
     failed: list[dict[str, Any]] = []
     tails: list[dict[str, Any]] = []
-    f_start = default_efficiency(n, qber, family) if f0 is None else f0
+    f_start = default_efficiency(n, qber, start) if f0 is None else f0
     h = binary_entropy(qber)
     t_bob = t_total = t_peer = t_ours_final = 0.0
     peer_fail = peer_done = its_peer = its_ours_final = 0
     for frame, alice, bob in frame_stream(n, qber, seed, frames):  # frame 0: JIT warm-up
         res = run_frame(
-            alice, bob, qber, f0, seed, reveal_fraction, max_iterations, patience, family
+            alice, bob, qber, f0, seed, reveal_fraction, max_iterations, patience, family, start
         )
         a: LdpcAlice = res["alice"]
         if 0 < frame <= peer_frames and res["final_ok"]:
@@ -307,9 +318,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[100_000])
     parser.add_argument("--qber", type=float, nargs="+", default=[0.02, 0.03, 0.05])
     parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--f0", type=float, default=None, help="default: default_efficiency(n)")
+    parser.add_argument(
+        "--f0", type=float, default=None, help="default: default_efficiency(n, Q, start)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--family", choices=CODE_FAMILIES, default="random", help="code family")
+    parser.add_argument(
+        "--start", choices=LDPC_STARTS, default="efficient", help="operating point of f0"
+    )
     parser.add_argument(
         "--cache-dir", default=os.environ.get(CACHE_ENV) or str(Path.home() / ".cache/diqkd/ldpc")
     )
@@ -347,7 +363,7 @@ def main() -> None:
             r = bench(
                 n, q, args.frames, args.f0, args.seed, args.peer_frames, args.peer_max_iter,
                 args.reveal_fraction, args.max_iterations, args.patience, args.progress,
-                args.family,
+                args.family, args.start,
             )  # fmt: skip
             rows.append(r)
             if args.json:
@@ -376,6 +392,7 @@ def main() -> None:
             "patience": args.patience,
             "reveal_fraction": args.reveal_fraction,
             "seed": args.seed,
+            "start": args.start,
         }
         print(json.dumps(settings | prov | {"rows": rows}, indent=2))
 

@@ -115,13 +115,22 @@ def test_reconcile_with_qc_codes(capsys: pytest.CaptureFixture[str], tmp_path: P
         with (tmp_path / f"{name}.npy").open("wb") as fh:
             np.save(fh, bits)
     argv = ["reconcile", "--alice", str(tmp_path / "a.npy"), "--bob", str(tmp_path / "b.npy")]
-    code, out, err = run(
-        capsys, *argv, "--method", "ldpc", "--ldpc-codes", "qc", "--qber", "0.03", "--json"
-    )
-    assert code == 0, err
-    doc = json.loads(out)
-    assert doc["success"] is True and doc["method"] == "ldpc" and doc["ldpc_codes"] == "qc"
-    assert 1.1 < doc["efficiency_correction"] < 1.4  # the throughput point: f₀ ≥ 1.15
+    docs = {}
+    for start in ("efficient", "fast"):
+        code, out, err = run(
+            capsys, *argv, "--method", "ldpc", "--ldpc-codes", "qc", "--ldpc-start", start,
+            "--qber", "0.03", "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        doc = docs[start] = json.loads(out)
+        assert doc["success"] is True and doc["method"] == "ldpc" and doc["ldpc_codes"] == "qc"
+        assert doc["ldpc_start"] == start
+    # the throughput point starts at f₀ ≥ 1.15 of h(0.03) (the report divides by h of the
+    # frame's actual error rate); the efficient one below it, and leaks less
+    assert 1.1 < docs["fast"]["efficiency_correction"] < 1.4
+    assert docs["efficient"]["efficiency_correction"] < docs["fast"]["efficiency_correction"]
+    code, _, err = run(capsys, *argv, "--method", "ldpc", "--ldpc-start", "slow", "--qber", "0.03")
+    assert code == 2 and "slow" in err
     # too short for the QC codes: one readable line, exit 2
     short = tmp_path / "s.txt"
     short.write_text("01" * 5000)

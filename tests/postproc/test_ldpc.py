@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from diqkd.postproc._ldpc_kernels import (
 from diqkd.postproc.ldpc import (
     BLIND_ROOM,
     CHECK_MAX_SHARE,
+    FAST_START_ABOVE,
+    FAST_START_EFFICIENCY,
     FINITE_LENGTH_STEP,
     FOREST_START_BELOW,
     FOREST_START_TARGET,
@@ -131,6 +134,13 @@ def test_syndrome_matches_dense_product() -> None:
     code = build_code(500, 20, 1)
     x = np.random.default_rng(0).integers(0, 2, code.n, dtype=np.uint8)
     np.testing.assert_array_equal(code.syndrome(x), (code.dense().astype(int) @ x) % 2)
+    # empty rows (first, inner, last) give 0 and leave their neighbours' runs intact
+    ptr = np.array([0, 0, 3, 3, 5, 5], dtype=np.int64)
+    var = np.array([0, 1, 3, 1, 2], dtype=np.int32)
+    toy = MotherCode(4, 0, 0, 0.0, 4, 5, ptr, var, *(np.zeros(0, np.int64),) * 2, np.arange(4))
+    for bits in itertools.product((0, 1), repeat=4):
+        w = np.array(bits, dtype=np.uint8)
+        np.testing.assert_array_equal(toy.syndrome(w), (toy.dense().astype(int) @ w) % 2)
 
 
 @pytest.mark.parametrize(
@@ -380,6 +390,10 @@ def test_bad_parameters_raise() -> None:
         LdpcAlice(key, 0.2)  # beyond the rate-½ codes
     with pytest.raises(ReconciliationError):
         LdpcAlice(key, 0.03, efficiency=0.9)
+    with pytest.raises(ReconciliationError, match="start"):
+        LdpcAlice(key, 0.03, start="slow")  # type: ignore[arg-type]
+    with pytest.raises(ReconciliationError, match="start"):
+        default_efficiency(10**6, 0.03, "slow")  # type: ignore[arg-type]
     with pytest.raises(ReconciliationError):
         LdpcBob(key, 0.03, max_reveals=-1)
     with pytest.raises(ReconciliationError):
@@ -566,6 +580,11 @@ def test_default_efficiency_follows_the_table_threshold() -> None:
     # the finite-length term: FINITE_LENGTH_STEP per decade below 10⁶, at most two decades
     assert default_efficiency(10**4, 0.05) == pytest.approx(1.03 + 2 * FINITE_LENGTH_STEP)
     assert default_efficiency(10**2, 0.05) == pytest.approx(1.03 + 2 * FINITE_LENGTH_STEP)
+    # the throughput point: FAST_START_ABOVE over the efficient one, at least 1.15
+    for n, q in ((10**6, 0.03), (10**5, 0.02), (10**4, 0.1)):
+        fast = default_efficiency(n, q, "fast")
+        assert fast == max(FAST_START_EFFICIENCY, default_efficiency(n, q) + FAST_START_ABOVE)
+        assert fast >= 1.15 and choose_code(n, q, start="fast") == choose_code(n, q, fast)
 
 
 def test_degree_two_count_follows_the_table() -> None:

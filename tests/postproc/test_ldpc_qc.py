@@ -28,10 +28,11 @@ from diqkd.postproc._ldpc_qc import (
     ratios,
 )
 from diqkd.postproc.ldpc import (
-    QC_START_ABOVE,
-    QC_START_EFFICIENCY,
+    FAST_START_ABOVE,
+    FAST_START_EFFICIENCY,
     LdpcAlice,
     LdpcBob,
+    LdpcStart,
     _structure,
     default_efficiency,
     run_ldpc,
@@ -224,12 +225,14 @@ def test_qc_codes_are_named_built_and_cached(
         parse_code_id(f"qc-bsc26j:n={QC_MIN_KEY_BITS - 1}:k=3:seed=0:p=0")
 
 
-@pytest.mark.parametrize("qber", [0.02, 0.05])
-def test_protocol_with_qc_codes_reconciles_and_counts_every_bit(qber: float) -> None:
+@pytest.mark.parametrize(("qber", "start"), [(0.02, "fast"), (0.05, "fast"), (0.03, "efficient")])
+def test_protocol_with_qc_codes_reconciles_and_counts_every_bit(
+    qber: float, start: LdpcStart
+) -> None:
     rng = np.random.default_rng(int(qber * 1000))
     alice_key = rng.integers(0, 2, N_KEY, dtype=np.uint8)
     bob_key = alice_key ^ (rng.random(N_KEY) < qber).astype(np.uint8)
-    alice = LdpcAlice(alice_key, qber, code_seed=2, family="qc")
+    alice = LdpcAlice(alice_key, qber, code_seed=2, family="qc", start=start)
     bob = LdpcBob(bob_key, qber)
     ledger = LeakLedger()
     run = run_ldpc(alice, bob, ledger, through_bytes=True)
@@ -238,9 +241,13 @@ def test_protocol_with_qc_codes_reconciles_and_counts_every_bit(qber: float) -> 
     assert ledger.leaked_bits == run.disclosed_bits
     # the first syndrome discloses f₀·n·h(Q) bits (the check tag on top), as with random codes
     first = alice.code.m - alice.punctured
-    f0 = default_efficiency(N_KEY, qber, "qc")
+    f0 = default_efficiency(N_KEY, qber, start)
     assert abs(first - math.ceil(f0 * N_KEY * binary_entropy(qber))) <= 1
-    assert f0 == max(QC_START_EFFICIENCY, default_efficiency(N_KEY, qber) + QC_START_ABOVE)
+    efficient = default_efficiency(N_KEY, qber)
+    if start == "fast":
+        assert f0 == max(FAST_START_EFFICIENCY, efficient + FAST_START_ABOVE)
+    else:
+        assert f0 == efficient < FAST_START_EFFICIENCY
     assert _structure(alice.code).z == alice.code.lift
 
 

@@ -259,7 +259,7 @@ def test_devices_that_know_the_inputs_are_caught(
     assert result.statistics.chsh == pytest.approx(4.0)
 
 
-@pytest.mark.parametrize("method", ["ldpc", "ldpc-qc"])
+@pytest.mark.parametrize("method", ["ldpc", "ldpc-qc", "ldpc-fast"])
 def test_session_with_ldpc(link: LinkPoint, method: str) -> None:
     params = design_protocol(
         expected_chsh=link.chsh, expected_qber=link.qber, n_rounds=N, reconciliation=method

@@ -44,6 +44,13 @@ class LdpcCodes(StrEnum):
     qc = "qc"
 
 
+class LdpcStartOption(StrEnum):
+    """LDPC operating point of the first syndrome."""
+
+    efficient = "efficient"
+    fast = "fast"
+
+
 def read_bits(path: Path, fmt_: BitFormat) -> NDArray[np.uint8]:
     """Read a bit string: packed bytes (MSB first, numpy ``packbits`` order), ``.npy`` or text."""
     if fmt_ is BitFormat.auto:
@@ -95,7 +102,12 @@ def reconcile_cmd(
     ldpc_codes: LdpcCodes = typer.Option(
         LdpcCodes.random,
         "--ldpc-codes",
-        help="LDPC codes: random (most efficient) or qc (quasi-cyclic, ≥ 65536 bits, faster).",
+        help="LDPC codes: random or qc (quasi-cyclic, ≥ 65536 bits: same leak, faster).",
+    ),
+    ldpc_start: LdpcStartOption = typer.Option(
+        LdpcStartOption.efficient,
+        "--ldpc-start",
+        help="LDPC operating point: efficient (least leak) or fast (f₀ ≥ 1.15, ~25 iterations).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
@@ -112,7 +124,7 @@ def reconcile_cmd(
     ledger = LeakLedger()
     result = reconcile(
         a, b, method=method.value, qber=qber, rng_seed_for_public_shuffles=seed, ledger=ledger,
-        ldpc_codes=ldpc_codes.value,
+        ldpc_codes=ldpc_codes.value, ldpc_start=ldpc_start.value,
     )  # fmt: skip
     kept = result.kept_indices
     alice_kept = a[kept]
@@ -143,6 +155,7 @@ def reconcile_cmd(
         "rounds": result.rounds,
         "method": result.method,
         "ldpc_codes": ldpc_codes.value if result.method == "ldpc" else None,
+        "ldpc_start": ldpc_start.value if result.method == "ldpc" else None,
         "epsilon_ec": epsilon_ec(int(kept.size)),
         "seconds": elapsed,
     }

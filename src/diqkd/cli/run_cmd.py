@@ -123,7 +123,9 @@ def run(
     ),
     epsilon_sound: float = typer.Option(1e-6, "--epsilon-sound", help="Soundness ε."),
     reconciliation: str = typer.Option(
-        "auto", "--reconciliation", help="auto, cascade, ldpc or ldpc-qc (fast LDPC)."
+        "auto",
+        "--reconciliation",
+        help="auto, cascade, ldpc, ldpc-qc (same leak, faster) or ldpc-fast (f≈1.15, fastest).",
     ),
     keys_out: Path | None = typer.Option(
         None, "--keys-out", help="Also write keys files PREFIX.alice.json and PREFIX.bob.json."
@@ -201,7 +203,9 @@ def distill(
         None, "--seed", min=0, help="Seeded party randomness (simulation studies only)."
     ),
     reconciliation: str = typer.Option(
-        "auto", "--reconciliation", help="auto, cascade, ldpc or ldpc-qc (fast LDPC)."
+        "auto",
+        "--reconciliation",
+        help="auto, cascade, ldpc, ldpc-qc (same leak, faster) or ldpc-fast (f≈1.15, fastest).",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Write keys files OUT.alice.json and OUT.bob.json."

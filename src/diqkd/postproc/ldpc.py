@@ -9,9 +9,11 @@ estimate ``Q̂``):
    highest-rate mother code of the family (:mod:`~diqkd.postproc._ldpc_codes`, degree
    distributions of Elkouss et al., ISIT 2009, Table I) with ``M ≥ L`` checks, and puncture
    ``p = M − L`` of its special symbols (the other ``d − p`` are shortened to 0). Alice
-   picks the code family (``family``): the random graphs (default, the least leak) or their
-   quasi-cyclic lifts (``"qc"``, :mod:`~diqkd.postproc._ldpc_qc`: decoded several times faster,
-   first syndrome at ``f₀ ≥`` :data:`QC_START_EFFICIENCY`); the code name tells Bob which.
+   picks the code family (``family``): the random graphs (default) or their quasi-cyclic
+   lifts (``"qc"``, :mod:`~diqkd.postproc._ldpc_qc`: the same leak, decoded 2–4 times
+   faster); the code name tells Bob which. She also picks the operating point (``start``):
+   ``"efficient"`` (default, the least leak) or ``"fast"`` (first syndrome at
+   ``f₀ ≥`` :data:`FAST_START_EFFICIENCY`, where frames decode at once in ≈ 25 iterations).
 2. **Syndrome.** Alice places her key in the codeword, sets each punctured symbol to the parity
    of the key bits of its anchor check and sends the ``M − p`` syndrome bits of the other
    checks (:class:`~diqkd.postproc.messages.SyndromeMessage`; the anchors' bits are 0 by
@@ -46,6 +48,7 @@ import hmac
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -91,10 +94,13 @@ __all__ = [
     "BLIND_ROOM",
     "CHECK_MAX_SHARE",
     "DEFAULT_EFFICIENCY",
+    "FAST_START_ABOVE",
+    "FAST_START_EFFICIENCY",
     "FINITE_LENGTH_STEP",
     "FOREST_START_BELOW",
     "FOREST_START_TARGET",
     "KEY_STEP_GROWTH",
+    "LDPC_STARTS",
     "PIN_ITERATIONS",
     "PIN_LLR",
     "PIN_MARGIN_BITS",
@@ -102,11 +108,10 @@ __all__ = [
     "PIN_MAX_UNSATISFIED",
     "PIN_PATIENCE",
     "QBER_FLOOR",
-    "QC_START_ABOVE",
-    "QC_START_EFFICIENCY",
     "LdpcAlice",
     "LdpcBob",
     "LdpcRun",
+    "LdpcStart",
     "choose_code",
     "default_efficiency",
     "run_ldpc",
@@ -184,12 +189,17 @@ QBER_FLOOR = 1e-3
 CHECK_MAX_SHARE = 0.005
 
 
-#: Least target efficiency ``f₀`` of the first syndrome with the quasi-cyclic codes (family
-#: ``"qc"``): the throughput operating point, where frames decode at once in few iterations
-#: (at 10⁶ and QBER 3 %: ≈ 24 iterations at 1.15, 27–35 at 1.12, 35 at 1.10; benchmarks/README.md).
-QC_START_EFFICIENCY = 1.15
-#: ``f₀`` of the QC codes is at least this far above the random codes' (:func:`default_efficiency`).
-QC_START_ABOVE = 0.1
+#: The operating point of the first syndrome: ``"efficient"`` (the least leak; frames near
+#: the threshold take blind steps and 100–200 iterations) or ``"fast"`` (throughput: ``f₀`` well
+#: above the threshold, frames decode at once in ≈ 25 iterations; :func:`default_efficiency`).
+LdpcStart = Literal["efficient", "fast"]
+LDPC_STARTS: tuple[LdpcStart, ...] = ("efficient", "fast")
+#: Least target efficiency ``f₀`` of the first syndrome at the ``"fast"`` operating point
+#: (at 10⁶ and QBER 3 % with the QC codes: ≈ 24 iterations at 1.15, 27–35 at 1.12, 35 at 1.10;
+#: benchmarks/README.md).
+FAST_START_EFFICIENCY = 1.15
+#: The ``"fast"`` ``f₀`` is at least this far above the ``"efficient"`` one.
+FAST_START_ABOVE = 0.1
 
 
 def _check_qber(qber: float) -> float:
@@ -203,7 +213,7 @@ def _check_qber(qber: float) -> float:
 
 
 def default_efficiency(
-    n_key: int, qber: float | None = None, family: CodeFamily = "random"
+    n_key: int, qber: float | None = None, start: LdpcStart = "efficient"
 ) -> float:
     """First-syndrome target ``f₀ = max(1.03, f*(Q) − 0.005) + 0.02·clip(log₁₀(10⁶/n), 0, 2)``.
 
@@ -225,12 +235,16 @@ def default_efficiency(
     (:data:`~diqkd.postproc._ldpc_codes.FOREST_RUNGS`): at 10⁶ the frames of QBER 2–8 % seldom
     decode below 1.04, and a first syndrome below that costs iterations, not leak.
 
-    With ``family="qc"`` it is ``max(``:data:`QC_START_EFFICIENCY`, ``f₀ + ``:data:`QC_START_ABOVE`
-    ``)`` with ``f₀`` the random codes' value: that family is for throughput, and its first
-    syndrome sits well above the threshold so that frames decode at once in few iterations.
+    Both code families share the degree distributions, so the same ``f₀`` serves both
+    (measured: the QC codes end at the random codes' ``f`` at 10⁶, QBER 1–10 %;
+    benchmarks/README.md). With ``start="fast"`` it is ``max(``:data:`FAST_START_EFFICIENCY`,
+    ``f₀ + ``:data:`FAST_START_ABOVE```)``: the throughput point, whose first syndrome sits
+    well above the threshold so that frames decode at once in few iterations.
     """
-    if family == "qc":
-        return max(QC_START_EFFICIENCY, default_efficiency(n_key, qber) + QC_START_ABOVE)
+    if start not in LDPC_STARTS:
+        raise ReconciliationError(f"unknown LDPC start {start!r}: use 'efficient' or 'fast'")
+    if start == "fast":
+        return max(FAST_START_EFFICIENCY, default_efficiency(n_key, qber) + FAST_START_ABOVE)
     base = DEFAULT_EFFICIENCY
     if qber is not None and is_forest(n_key):
         # the rung the 1.03 target picks, and the threshold of the ensemble it builds
@@ -255,7 +269,7 @@ def choose_code(
     qber: float,
     efficiency: float | None = None,
     blind_room: float = BLIND_ROOM,
-    family: CodeFamily = "random",
+    start: LdpcStart = "efficient",
 ) -> tuple[int, int]:
     """Ladder rung ``k`` and punctured count ``p`` for ``n_key`` bits at QBER ``qber``.
 
@@ -264,7 +278,7 @@ def choose_code(
     punctured (rate ``R = (R₀ − σ)/(1 − π − σ)``: Elkouss et al., QIC 11, 226 (2011),
     Eqs. (3) and (6)), so that the first syndrome
     discloses ``L`` bits and at least ``blind_room·L`` punctured values remain for blind
-    steps (``family`` only picks the default ``f₀``). The code may allow fewer punctured symbols
+    steps (``start`` only picks the default ``f₀``). The code may allow fewer punctured symbols
     (:attr:`~diqkd.postproc._ldpc_codes.MotherCode.n_puncturable`); then the parties use that
     many.
 
@@ -275,7 +289,7 @@ def choose_code(
     """
     q = _check_qber(qber)
     if efficiency is None:
-        efficiency = default_efficiency(n_key, q, family)
+        efficiency = default_efficiency(n_key, q, start)
     if not math.isfinite(efficiency) or efficiency < 1.0:
         raise ReconciliationError(
             f"target efficiency must be ≥ 1 (Shannon limit), got {efficiency}"
@@ -333,9 +347,13 @@ class LdpcAlice:
         CSPRNG) with the syndrome; ``None`` (default): when it costs at most
         :data:`CHECK_MAX_SHARE` of the syndrome.
     family
-        Code family (:data:`~diqkd.postproc._ldpc_codes.CodeFamily`): ``"random"`` (default,
-        the most efficient) or ``"qc"`` (quasi-cyclic, from 65 536 key bits: decodes several
-        times faster; default ``f₀`` :data:`QC_START_EFFICIENCY`). Bob follows the code name.
+        Code family (:data:`~diqkd.postproc._ldpc_codes.CodeFamily`): ``"random"`` (default)
+        or ``"qc"`` (quasi-cyclic, from 65 536 key bits: the same leak, decoded 2–4 times
+        faster). Bob follows the code name.
+    start
+        Operating point (:data:`LdpcStart`) of the default ``f₀``: ``"efficient"`` (default)
+        or ``"fast"`` (``f₀ ≥`` :data:`FAST_START_EFFICIENCY`: ≈ 10 % more leak, frames decode
+        at once). Ignored when ``efficiency`` is given.
     """
 
     def __init__(
@@ -347,11 +365,14 @@ class LdpcAlice:
         code_seed: int = 0,
         check: bool | None = None,
         family: CodeFamily = "random",
+        start: LdpcStart = "efficient",
     ) -> None:
         bits = as_key_bits(key_bits, "Alice's key")
         if family not in CODE_FAMILIES:
             raise ReconciliationError(f"unknown code family {family!r}: use 'random' or 'qc'")
-        rung, punctured = choose_code(int(bits.size), qber_estimate, efficiency, family=family)
+        if start not in LDPC_STARTS:
+            raise ReconciliationError(f"unknown LDPC start {start!r}: use 'efficient' or 'fast'")
+        rung, punctured = choose_code(int(bits.size), qber_estimate, efficiency, start=start)
         self._code: MotherCode = build_code(int(bits.size), rung, int(code_seed), family)
         # a QC code rounds the rung's checks up to whole base rows: puncture the surplus too,
         # so that the first syndrome discloses the same number of bits

@@ -36,7 +36,7 @@ from diqkd.postproc._cascade_kernels import Backend
 from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc._ldpc_codes import CODE_FAMILIES, CodeFamily
 from diqkd.postproc.cascade import CascadeAlice, CascadeBob, as_key_bits, run_cascade
-from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, run_ldpc
+from diqkd.postproc.ldpc import LDPC_STARTS, LdpcAlice, LdpcBob, LdpcStart, run_ldpc
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import ReconciliationError, RevealReply, RevealRequest
 from diqkd.rng import fresh_seed
@@ -84,8 +84,9 @@ def choose_method(n_bits: int, qber: float) -> Literal["cascade"]:
     Cascade for every frame, by measurement (benchmarks/README.md, same machine): optimised
     Cascade reaches ``f ≈ 1.03–1.05`` at ``n = 10⁵`` and 0.9–1.8 Mbit/s at ``10⁶``, while the
     rate-adaptive blind LDPC of :mod:`~diqkd.postproc.ldpc` reaches ``f ≈ 1.07–1.10`` at
-    ``10⁵`` and ``1.04–1.07`` at ``10⁶`` at ≈ 0.2 Mbit/s (QBER 1–10 %), or, with the
-    quasi-cyclic codes (``ldpc_codes="qc"``), ≈ 5–7 Mbit/s at ``f ≈ 1.15``: LDPC does not beat
+    ``10⁵`` and ``1.04–1.07`` at ``10⁶`` at ≈ 0.2 Mbit/s (QBER 1–10 %); with the
+    quasi-cyclic codes (``ldpc_codes="qc"``) at the same ``f`` ≈ 0.5–1 Mbit/s, and at their
+    fast operating point (``ldpc_start="fast"``) ≈ 5–7 Mbit/s at ``f ≈ 1.15``: LDPC does not beat
     Cascade on leak, which is what costs secret key. Its advantages are interactivity (a handful
     of round trips instead of hundreds to thousands), which matters on high-latency links, and,
     with the QC codes, speed: choose ``method="ldpc"`` explicitly there.
@@ -171,6 +172,7 @@ def reconcile(
     ledger: LeakLedger | None = None,
     backend: Backend = "numba",
     ldpc_codes: CodeFamily = "random",
+    ldpc_start: LdpcStart = "efficient",
 ) -> ReconciliationResult:
     """Reconcile Bob's key to Alice's, counting every disclosed bit in a ledger.
 
@@ -194,8 +196,12 @@ def reconcile(
         Kernel backend, ``"numba"`` or ``"numpy"`` (reference; identical transcript).
     ldpc_codes
         LDPC code family (:data:`~diqkd.postproc._ldpc_codes.CodeFamily`): ``"random"``
-        (default, the most efficient) or ``"qc"`` (quasi-cyclic, from 65 536 bits: several
-        times faster, its first syndrome at ``f₀ ≥ 1.15``; :mod:`~diqkd.postproc._ldpc_qc`).
+        (default) or ``"qc"`` (quasi-cyclic, from 65 536 bits: the same leak, decoded 2–4
+        times faster; :mod:`~diqkd.postproc._ldpc_qc`).
+    ldpc_start
+        LDPC operating point (:data:`~diqkd.postproc.ldpc.LdpcStart`): ``"efficient"``
+        (default, the least leak) or ``"fast"`` (first syndrome at ``f₀ ≥ 1.15``: frames
+        decode at once, ≈ 10 % more leak).
 
     Returns
     -------
@@ -217,6 +223,8 @@ def reconcile(
         raise ReconciliationError(f"unknown method {method!r}: use 'cascade', 'auto' or 'ldpc'")
     if ldpc_codes not in CODE_FAMILIES:
         raise ReconciliationError(f"unknown LDPC codes {ldpc_codes!r}: use 'random' or 'qc'")
+    if ldpc_start not in LDPC_STARTS:
+        raise ReconciliationError(f"unknown LDPC start {ldpc_start!r}: use 'efficient' or 'fast'")
     if rng_seed_for_public_shuffles is None:
         seed = fresh_seed()
     elif isinstance(rng_seed_for_public_shuffles, bool) or rng_seed_for_public_shuffles < 0:
@@ -266,7 +274,9 @@ def reconcile(
     if chosen == "ldpc":
         ldpc_bob = LdpcBob(bob, qber_estimate)
         # one public code per (n, rung): built once, reused from the cache across frames
-        ldpc_alice = LdpcAlice(alice, qber_estimate, code_seed=0, family=ldpc_codes)
+        ldpc_alice = LdpcAlice(
+            alice, qber_estimate, code_seed=0, family=ldpc_codes, start=ldpc_start
+        )
         ldpc_run = run_ldpc(ldpc_alice, ldpc_bob, ledger)
         if not ldpc_run.converged:
             raise ProtocolAbort(

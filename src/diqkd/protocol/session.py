@@ -39,7 +39,14 @@ from diqkd.protocol.design import ProtocolParameters
 from diqkd.protocol.devices import Devices
 from diqkd.protocol.messages import Abort, Done, HeraldAnnouncement, Reconciliation
 from diqkd.protocol.randomness import RandomnessSource, is_secure
-from diqkd.protocol.roles import FRAMES, Alice, Bob, ReconParty, reconciliation_method
+from diqkd.protocol.roles import (
+    FRAMES,
+    LDPC_METHODS,
+    Alice,
+    Bob,
+    ReconParty,
+    reconciliation_method,
+)
 from diqkd.security import Certificate, certificate_from_result
 
 __all__ = ["RecordsInput", "SessionResult", "SessionStatistics", "run_session"]
@@ -321,7 +328,7 @@ def run_session(
                     methods.append(method)
                     a_party = alice.recon_party(frame, method)
                     b_party = bob.recon_party(frame, method)
-                    if method in ("ldpc", "ldpc-qc"):  # Alice opens with her syndrome
+                    if method in LDPC_METHODS:  # Alice opens with her syndrome
                         rounds += _route_reconciliation(
                             channel, frame, "alice", a_party, b_party, alice, bob
                         )
