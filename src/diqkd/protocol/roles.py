@@ -59,7 +59,7 @@ def _digest_rounds(rounds: NDArray[np.uint64]) -> str:
 
 #: The LDPC methods of :data:`~diqkd.protocol.design.RECONCILIATION_METHODS`: code family and
 #: operating point (:mod:`diqkd.postproc.ldpc`). ``ldpc-qc`` leaks as much as ``ldpc`` and
-#: decodes 2–4 times faster; ``ldpc-fast`` starts at ``f₀ ≥ 1.15`` (≈ 10 % more leak, ≈ 10
+#: decodes 2–4 times faster; ``ldpc-fast`` starts at ``f₀ ≥ 1.15`` (≈ 10 % more leak, 5–10
 #: times faster again).
 LDPC_METHODS: dict[str, tuple[CodeFamily, LdpcStart]] = {
     "ldpc": ("random", "efficient"),
