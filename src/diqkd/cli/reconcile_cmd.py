@@ -102,7 +102,7 @@ def reconcile_cmd(
     ldpc_codes: LdpcCodes = typer.Option(
         LdpcCodes.random,
         "--ldpc-codes",
-        help="LDPC codes: random or qc (quasi-cyclic, ≥ 65536 bits: same leak, faster).",
+        help="LDPC codes: random or qc (quasi-cyclic, ≥ 65536 bits: about the same leak, faster).",
     ),
     ldpc_start: LdpcStartOption = typer.Option(
         LdpcStartOption.efficient,

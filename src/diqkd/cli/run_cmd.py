@@ -125,7 +125,7 @@ def run(
     reconciliation: str = typer.Option(
         "auto",
         "--reconciliation",
-        help="auto, cascade, ldpc, ldpc-qc (same leak, faster) or ldpc-fast (f≈1.15, fastest).",
+        help="auto, cascade, ldpc, ldpc-qc (QC codes, faster) or ldpc-fast (f≈1.15, fastest).",
     ),
     keys_out: Path | None = typer.Option(
         None, "--keys-out", help="Also write keys files PREFIX.alice.json and PREFIX.bob.json."
@@ -205,7 +205,7 @@ def distill(
     reconciliation: str = typer.Option(
         "auto",
         "--reconciliation",
-        help="auto, cascade, ldpc, ldpc-qc (same leak, faster) or ldpc-fast (f≈1.15, fastest).",
+        help="auto, cascade, ldpc, ldpc-qc (QC codes, faster) or ldpc-fast (f≈1.15, fastest).",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Write keys files OUT.alice.json and OUT.bob.json."

@@ -10,10 +10,12 @@ estimate ``Q̂``):
    distributions of Elkouss et al., ISIT 2009, Table I) with ``M ≥ L`` checks, and puncture
    ``p = M − L`` of its special symbols (the other ``d − p`` are shortened to 0). Alice
    picks the code family (``family``): the random graphs (default) or their quasi-cyclic
-   lifts (``"qc"``, :mod:`~diqkd.postproc._ldpc_qc`: the same leak, decoded 2–4 times
-   faster); the code name tells Bob which. She also picks the operating point (``start``):
-   ``"efficient"`` (default, the least leak) or ``"fast"`` (first syndrome at
-   ``f₀ ≥`` :data:`FAST_START_EFFICIENCY`, where frames decode at once in ≈ 25 iterations).
+   lifts (``"qc"``, :mod:`~diqkd.postproc._ldpc_qc`: about the same leak, decoded 2–4 times
+   faster; some lifts have short cycles of degree-2 variables and leak more,
+   benchmarks/README.md, "Wrong words"); the code name tells Bob which. She also picks the
+   operating point (``start``): ``"efficient"`` (default, the least leak) or ``"fast"``
+   (first syndrome at ``f₀ ≥`` :data:`FAST_START_EFFICIENCY`, where frames decode at once in
+   ≈ 25 iterations).
 2. **Syndrome.** Alice places her key in the codeword, sets each punctured symbol to the parity
    of the key bits of its anchor check and sends the ``M − p`` syndrome bits of the other
    checks (:class:`~diqkd.postproc.messages.SyndromeMessage`; the anchors' bits are 0 by
@@ -112,6 +114,7 @@ __all__ = [
     "LdpcBob",
     "LdpcRun",
     "LdpcStart",
+    "check_start",
     "choose_code",
     "default_efficiency",
     "run_ldpc",
@@ -212,6 +215,13 @@ def _check_qber(qber: float) -> float:
     return max(q, QBER_FLOOR)
 
 
+def check_start(start: str) -> LdpcStart:
+    """``start`` as an :data:`LdpcStart`; anything else raises :class:`ReconciliationError`."""
+    if start not in LDPC_STARTS:
+        raise ReconciliationError(f"unknown LDPC start {start!r}: use 'efficient' or 'fast'")
+    return start
+
+
 def default_efficiency(
     n_key: int, qber: float | None = None, start: LdpcStart = "efficient"
 ) -> float:
@@ -236,14 +246,13 @@ def default_efficiency(
     decode below 1.04, and a first syndrome below that costs iterations, not leak.
 
     Both code families share the degree distributions, so the same ``f₀`` serves both
-    (measured: the QC codes end at the random codes' ``f`` at 10⁶, QBER 1–10 %;
-    benchmarks/README.md). With ``start="fast"`` it is ``max(``:data:`FAST_START_EFFICIENCY`,
+    (measured at 10⁶: the QC codes end near the random codes' ``f`` at QBER 1–10 %, and at
+    1.031–1.050 over 3000 frames at 5–10 %; benchmarks/README.md, "FER verified at 10⁶").
+    With ``start="fast"`` it is ``max(``:data:`FAST_START_EFFICIENCY`,
     ``f₀ + ``:data:`FAST_START_ABOVE```)``: the throughput point, whose first syndrome sits
     well above the threshold so that frames decode at once in few iterations.
     """
-    if start not in LDPC_STARTS:
-        raise ReconciliationError(f"unknown LDPC start {start!r}: use 'efficient' or 'fast'")
-    if start == "fast":
+    if check_start(start) == "fast":
         return max(FAST_START_EFFICIENCY, default_efficiency(n_key, qber) + FAST_START_ABOVE)
     base = DEFAULT_EFFICIENCY
     if qber is not None and is_forest(n_key):
@@ -348,7 +357,7 @@ class LdpcAlice:
         :data:`CHECK_MAX_SHARE` of the syndrome.
     family
         Code family (:data:`~diqkd.postproc._ldpc_codes.CodeFamily`): ``"random"`` (default)
-        or ``"qc"`` (quasi-cyclic, from 65 536 key bits: the same leak, decoded 2–4 times
+        or ``"qc"`` (quasi-cyclic, from 65 536 key bits: about the same leak, decoded 2–4 times
         faster). Bob follows the code name.
     start
         Operating point (:data:`LdpcStart`) of the default ``f₀``: ``"efficient"`` (default)
@@ -370,8 +379,7 @@ class LdpcAlice:
         bits = as_key_bits(key_bits, "Alice's key")
         if family not in CODE_FAMILIES:
             raise ReconciliationError(f"unknown code family {family!r}: use 'random' or 'qc'")
-        if start not in LDPC_STARTS:
-            raise ReconciliationError(f"unknown LDPC start {start!r}: use 'efficient' or 'fast'")
+        check_start(start)
         rung, punctured = choose_code(int(bits.size), qber_estimate, efficiency, start=start)
         self._code: MotherCode = build_code(int(bits.size), rung, int(code_seed), family)
         # a QC code rounds the rung's checks up to whole base rows: puncture the surplus too,

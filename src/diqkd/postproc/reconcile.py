@@ -36,7 +36,7 @@ from diqkd.postproc._cascade_kernels import Backend
 from diqkd.postproc._entropy import binary_entropy
 from diqkd.postproc._ldpc_codes import CODE_FAMILIES, CodeFamily
 from diqkd.postproc.cascade import CascadeAlice, CascadeBob, as_key_bits, run_cascade
-from diqkd.postproc.ldpc import LDPC_STARTS, LdpcAlice, LdpcBob, LdpcStart, run_ldpc
+from diqkd.postproc.ldpc import LdpcAlice, LdpcBob, LdpcStart, check_start, run_ldpc
 from diqkd.postproc.ledger import LeakLedger
 from diqkd.postproc.messages import ReconciliationError, RevealReply, RevealRequest
 from diqkd.rng import fresh_seed
@@ -196,7 +196,7 @@ def reconcile(
         Kernel backend, ``"numba"`` or ``"numpy"`` (reference; identical transcript).
     ldpc_codes
         LDPC code family (:data:`~diqkd.postproc._ldpc_codes.CodeFamily`): ``"random"``
-        (default) or ``"qc"`` (quasi-cyclic, from 65 536 bits: the same leak, decoded 2–4
+        (default) or ``"qc"`` (quasi-cyclic, from 65 536 bits: about the same leak, decoded 2–4
         times faster; :mod:`~diqkd.postproc._ldpc_qc`).
     ldpc_start
         LDPC operating point (:data:`~diqkd.postproc.ldpc.LdpcStart`): ``"efficient"``
@@ -223,8 +223,7 @@ def reconcile(
         raise ReconciliationError(f"unknown method {method!r}: use 'cascade', 'auto' or 'ldpc'")
     if ldpc_codes not in CODE_FAMILIES:
         raise ReconciliationError(f"unknown LDPC codes {ldpc_codes!r}: use 'random' or 'qc'")
-    if ldpc_start not in LDPC_STARTS:
-        raise ReconciliationError(f"unknown LDPC start {ldpc_start!r}: use 'efficient' or 'fast'")
+    check_start(ldpc_start)  # before anything is disclosed
     if rng_seed_for_public_shuffles is None:
         seed = fresh_seed()
     elif isinstance(rng_seed_for_public_shuffles, bool) or rng_seed_for_public_shuffles < 0:

@@ -58,8 +58,9 @@ def _digest_rounds(rounds: NDArray[np.uint64]) -> str:
 
 
 #: The LDPC methods of :data:`~diqkd.protocol.design.RECONCILIATION_METHODS`: code family and
-#: operating point (:mod:`diqkd.postproc.ldpc`). ``ldpc-qc`` leaks as much as ``ldpc`` and
-#: decodes 2–4 times faster; ``ldpc-fast`` starts at ``f₀ ≥ 1.15`` (≈ 10 % more leak, 5–10
+#: operating point (:mod:`diqkd.postproc.ldpc`). ``ldpc-qc`` leaks about as much as ``ldpc``
+#: (more on QC codes with short degree-2 cycles, benchmarks/README.md) and decodes 2–4 times
+#: faster; ``ldpc-fast`` starts at ``f₀ ≥ 1.15`` (≈ 10 % more leak, 5–10
 #: times faster again).
 LDPC_METHODS: dict[str, tuple[CodeFamily, LdpcStart]] = {
     "ldpc": ("random", "efficient"),
