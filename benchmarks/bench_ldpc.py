@@ -280,6 +280,7 @@ def bench(
         "qber": qber,
         "frames": frames,
         "rung": rung,
+        "code_digest": code.digest,
         "table_rate": code.rate,
         "punctured": a.punctured,
         "f0": f_start,

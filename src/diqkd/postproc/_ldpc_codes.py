@@ -134,6 +134,7 @@ __all__ = [
     "LADDER_RATIO",
     "LADDER_TOP",
     "MOTHER_RATES",
+    "QC_GIRTH_TWO",
     "SPECIAL_FRACTION",
     "CodeFamily",
     "CodeName",
@@ -299,6 +300,13 @@ FOREST_FAMILY: dict[float, DegreeDistribution] = _forest_family()
 #: (:func:`~diqkd.postproc._ldpc_forest.forest_graph`); ≈ 12 is what a breadth-first search of
 #: radius 10 per variable allows in seconds at ``n = 10⁶`` (16 took minutes).
 GIRTH_TWO = 12
+#: The QC family's bound on cycles of degree-2 variables (format 2,
+#: :mod:`~diqkd.postproc._ldpc_lift`): its degree-2 columns are placed on the base rows by
+#: progressive edge growth, and a repair pass redraws shifts until every such cycle has at
+#: least this many variables. Measured at ``n = 10⁶`` (seeds 201–202): 16 reached at the 1 %
+#: and 2 % rungs (15, 29) in 3–8 s of construction, 24 or more at 5 % and 10 % (47, 60) with
+#: no redraw; a bound of 20 reached only 18 and 16 at rungs 15 and 29 and took 5–14 s.
+QC_GIRTH_TWO = 16
 
 
 def distribution(rate: float) -> DegreeDistribution:
@@ -411,7 +419,7 @@ CODE_FAMILIES: tuple[CodeFamily, ...] = ("random", "qc")
 _FAMILY = "pegforest-bsc26j"
 _FORMAT = 12
 _QC_FAMILY = "qc-bsc26j"
-_QC_FORMAT = 1
+_QC_FORMAT = 2
 _NAMES: dict[CodeFamily, str] = {"random": _FAMILY, "qc": _QC_FAMILY}
 _ID = re.compile(rf"^({_FAMILY}|{_QC_FAMILY}):n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
@@ -618,6 +626,13 @@ class MotherCode:
         return "qc" if self.lift else "random"
 
     @property
+    def digest(self) -> str:
+        """SHA-256 of the code's content (``H``, specials, anchors and sizes), not of its family
+        name or format: two constructions that give the same code give the same digest (the
+        cache checks it on load; ``benchmarks/code_digests.py`` pools FER results by it)."""
+        return _digest(self)
+
+    @property
     def n_puncturable(self) -> int:
         """How many specials may be punctured (untainted ones)."""
         return int(self.anchors.size)
@@ -708,7 +723,7 @@ def _construct_qc(n_key: int, rung: int, seed: int) -> MotherCode:
         checks[: edges - int(checks.sum())] += 1
     rng = np.random.default_rng(np.random.SeedSequence([seed, n_key, rung, 0x9C11F7]))
     base = rng.permutation(base)
-    check_ptr, check_var, _ = qc_graph(base, checks, z, rng)
+    check_ptr, check_var, _ = qc_graph(base, checks, z, rng, QC_GIRTH_TWO)
     degs = np.repeat(base, z)
     specials, anchors = _choose_specials(
         n_key, rung, seed, mb * z, check_ptr, check_var, degs, nb * z - n_key
