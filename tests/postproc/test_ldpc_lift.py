@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diqkd.postproc._ldpc_lift import place_two, two_cycles
+from diqkd.postproc._ldpc_lift import two_cycles
 from diqkd.postproc._ldpc_qc import _base_pairs, qc_graph
 
 
@@ -121,43 +121,6 @@ def test_bad_arguments_raise() -> None:
         two_cycles(row_ptr, evb, esh, deg, 8, 6, np.array([-1]))
     with pytest.raises(ValueError, match="writeable contiguous int64"):
         two_cycles(row_ptr, evb, esh.astype(np.int32), deg, 8, 6, np.arange(4))
-    with pytest.raises(ValueError, match="sockets"):
-        place_two(10, np.full(4, 2), np.arange(4))
-
-
-def base_cycles(pairs: np.ndarray, mb: int) -> int:
-    """Independent cycles of a multigraph on ``mb`` nodes: edges − nodes + components."""
-    parent = list(range(mb))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        parent[find(int(a))] = find(int(b))
-    components = len({find(x) for x in range(mb)})
-    return int(pairs.shape[0]) - mb + components
-
-
-@settings(max_examples=30, deadline=None)
-@given(mb=st.integers(3, 60), extra=st.integers(0, 40), seed=st.integers(0, 2**32 - 1))
-def test_placement_is_a_forest_while_it_can_be_and_respects_room(
-    mb: int, extra: int, seed: int
-) -> None:
-    room = np.random.default_rng(seed).integers(3, 9, mb)
-    n_two = min(mb - 1 + extra, int(room.sum()) // 2 - 1)
-    draws = np.random.default_rng(seed + 1).integers(0, 2**62, 64)
-    placed = place_two(n_two, room, draws)
-    assert placed.shape == (n_two, 2)
-    assert np.all(placed[:, 0] != placed[:, 1])
-    assert np.all(np.bincount(placed.ravel(), minlength=mb) <= room)
-    forest = placed[: mb - 1]  # the first mb − 1 columns join components: a spanning tree
-    assert base_cycles(forest, mb) == 0
-    # each later column closes exactly one independent cycle, and no double edge while a row
-    # pair at distance 2 or more is still free of room limits
-    assert base_cycles(placed, mb) == max(0, n_two - (mb - 1))
 
 
 @settings(max_examples=40, deadline=None)

@@ -301,11 +301,12 @@ FOREST_FAMILY: dict[float, DegreeDistribution] = _forest_family()
 #: radius 10 per variable allows in seconds at ``n = 10⁶`` (16 took minutes).
 GIRTH_TWO = 12
 #: The QC family's bound on cycles of degree-2 variables (format 2,
-#: :mod:`~diqkd.postproc._ldpc_lift`): its degree-2 columns are placed on the base rows by
-#: progressive edge growth, and a repair pass redraws shifts until every such cycle has at
-#: least this many variables. Measured at ``n = 10⁶`` (seeds 201–202): 16 reached at the 1 %
-#: and 2 % rungs (15, 29) in 3–8 s of construction, 24 or more at 5 % and 10 % (47, 60) with
-#: no redraw; a bound of 20 reached only 18 and 16 at rungs 15 and 29 and took 5–14 s.
+#: :mod:`~diqkd.postproc._ldpc_lift`): a repair pass redraws the shifts of degree-2 columns
+#: until every such cycle has at least this many variables, where a shift can do it. Measured at
+#: ``n = 10⁶`` (seeds 201, 202, 205/206): shortest cycles 16–23 at the 5–10 % rungs (47, 56,
+#: 60) but 8–14 at the dense rungs (15, 29, 37; ``n₂ ≈ 1.6–1.8·Mb``), where commutators of short
+#: base cycles no shift opens set the length (:mod:`~diqkd.postproc._ldpc_qc`); construction
+#: takes 6–19 s there, under 1 s at 8–10 %.
 QC_GIRTH_TWO = 16
 
 

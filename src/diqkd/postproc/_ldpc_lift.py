@@ -7,28 +7,33 @@ whose shifts add up to ``T`` lifts to cycles of ``L·Z/gcd(T, Z)`` variables (th
 view of a lift: Gross, Tucker, *Topological Graph Theory*, Wiley 1987, Thm. 2.1.3; for QC codes
 Fossorier, IEEE TIT 50, 1788 (2004), Thm. 2), and closed walks through several base cycles (the
 abelian commutators) lift to cycles too. The shifts of format 1 were drawn against 4-cycles only,
-and some codes kept cycles of 6 degree-2 variables (QBER 5 %, two of twelve codes) or 8 (2 %):
-low-weight codewords, to which Bob's decoder converges now and then. Alice's decoding check
-refuses such a word (:data:`~diqkd.postproc.ldpc.CHECK_MAX_SHARE`), but each refusal costs a
-blind step and its leak: 108 and 67 refused words in 250 frames for those two 5 % codes, against
-0–17 for the other ten (benchmarks/README.md).
+and codes kept cycles of 6–11 degree-2 variables (QBER 5 %, four of twelve codes) or 5–8 (2 %,
+every code): low-weight codewords, to which Bob's decoder converges now and then. Alice's
+decoding check refuses such a word (:data:`~diqkd.postproc.ldpc.CHECK_MAX_SHARE`), but each
+refusal costs a blind step and its leak (benchmarks/README.md).
 
 What. :func:`two_cycles` finds, for every degree-2 base column ``v`` (base rows ``a``, ``b``), the
-shortest cycle of degree-2 variables through lane 0 of ``v``'s lift (the lift is symmetric
-under lane rotation, so lane 0 stands for all ``Z``): a breadth-first search on the lifted graph
-of the degree-2 variables, without ``v``, from check ``(a, 0)`` to depth ``D = g − 2``; the cycle
-is ``dist((a, 0), (b, s_a − s_b)) + 1`` if the search reaches that check, longer than ``g − 1``
-otherwise (check ``(r, l)`` meets lane ``j`` of column ``v`` iff ``j = l + s_{r,v} mod Z``, so
-``v``'s lane through ``(a, l)`` reaches ``(b, l + s_{a,v} − s_{b,v})``). With ``repair`` it
-redraws, in one pass, the shift ``s_{a,v}`` of every column on a cycle shorter than ``g``: the
-new lane ``l' = s_{a,v} − s_{b,v}`` is drawn uniformly among the lanes of row ``b`` that the
-search did not reach (so every cycle through ``v`` then has at least ``g`` variables: the
-girth after adding an edge ``(x, y)`` is ``min(g_old, dist(x, y) + 1)``) and that close no
-lifted 4-cycle with another column ``w`` of both rows (``l' ≠ s_{a,w} − s_{b,w}``: Fossorier
-2004, Thm. 2). A redraw only adds cycles through ``v``, all of at least ``g``, so after one pass
-every degree-2 cycle has at least ``g`` variables, unless some column found no free lane (counted;
-the construction then fails loudly). A code whose cycles are all long already is left bit for bit
-as it was.
+shortest cycle of degree-2 variables through lane ``s_a`` of ``v``'s lift (the lift is symmetric
+under lane rotation, so one lane stands for all ``Z``; check ``(r, l)`` meets lane ``j`` of
+column ``v`` iff ``j = l + s_{r,v} mod Z``, so that lane joins ``(a, 0)`` and ``(b, s_a − s_b)``):
+a breadth-first search of the lifted graph of degree-2 variables without that one variable,
+from ``(a, 0)`` to depth ``g − 2``; the cycle has ``dist + 1`` variables if the search reaches
+``(b, s_a − s_b)``, ``g`` or more otherwise. The search may use ``v``'s other lanes, so cycles
+through several lanes of one column are counted too (the commutators below).
+
+With ``repair`` it redraws, in one pass over the columns, the shift ``s_{a,v}`` of each column
+on a cycle shorter than ``g``. Candidates ``l' = s_{a,v} − s_{b,v}`` are the lanes of row ``b``
+ordered by their distance from ``(a, 0)`` in the graph without all of ``v`` (a cycle through one
+lane of ``v`` then has ``dist + 1`` variables: the girth after adding an edge ``(x, y)`` is
+``min(g_old, dist(x, y) + 1)``), farthest first, ties in a public random order, leaving out the
+lanes that close a lifted 4-cycle with another column ``w`` of both rows (``l' = s_{a,w} −
+s_{b,w}``: Fossorier 2004, Thm. 2); the first few are measured exactly and the longest kept.
+A redraw changes only cycles through ``v``, so once a column passes, later redraws cannot
+shorten its cycles below ``g``. Some cycles no shift can open: a closed walk ``C₁C₂C₁⁻¹C₂⁻¹``
+round two base cycles that share a row has zero voltage in the abelian group ``Z_Z`` whatever
+the shifts, and lifts to a cycle of ``2(|C₁| + |C₂|)`` variables. Such a column keeps its
+longest candidate and is counted as ``stuck``; a code whose cycles are all long already is left
+bit for bit as it was.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from numpy.typing import NDArray
 __all__ = ["two_cycles"]
 
 #: Candidate shifts a repair checks exactly per column, farthest first.
-_TRIES = 16
+_TRIES = 4
 
 
 @njit(cache=True)
@@ -293,80 +298,3 @@ def two_cycles(
         pool,
         _TRIES,
     )
-
-
-@njit(cache=True)
-def _place_two(  # pragma: no cover - numba
-    n_two: int, room: NDArray[np.int64], draws: NDArray[np.int64]
-) -> NDArray[np.int64]:
-    mb = room.size
-    deg = np.zeros(mb, dtype=np.int64)
-    adj = np.full((mb, max(1, room.max())), -1, dtype=np.int64)
-    out = np.empty((n_two, 2), dtype=np.int64)
-    dist = np.empty(mb, dtype=np.int64)
-    queue = np.empty(mb, dtype=np.int64)
-    k = 0
-    for c in range(n_two):
-        # first end: a row with room and the fewest degree-2 edges, ties by a public rotation
-        rot = draws[k % draws.size] % mb
-        k += 1
-        a = -1
-        for i in range(mb):
-            r = (i + rot) % mb
-            if deg[r] < room[r] and (a < 0 or deg[r] < deg[a]):
-                a = r
-        # second end: the farthest row from it in the degree-2 graph so far (unreachable
-        # first), then the fewest edges, then the rotation
-        dist[:] = mb + 1
-        dist[a] = 0
-        head = 0
-        tail = 1
-        queue[0] = a
-        while head < tail:
-            r = queue[head]
-            head += 1
-            for j in range(deg[r]):
-                s = adj[r, j]
-                if dist[s] > dist[r] + 1:
-                    dist[s] = dist[r] + 1
-                    queue[tail] = s
-                    tail += 1
-        rot = draws[k % draws.size] % mb
-        k += 1
-        b = -1
-        for i in range(mb):
-            r = (i + rot) % mb
-            if r == a or deg[r] >= room[r]:
-                continue
-            if b < 0 or dist[r] > dist[b] or (dist[r] == dist[b] and deg[r] < deg[b]):
-                b = r
-        if a < 0 or b < 0:
-            return out[:c]
-        adj[a, deg[a]] = b
-        deg[a] += 1
-        adj[b, deg[b]] = a
-        deg[b] += 1
-        out[c, 0] = a
-        out[c, 1] = b
-    return out
-
-
-def place_two(n_two: int, room: NDArray[np.int64], draws: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Base rows ``(a, b)`` of ``n_two`` degree-2 columns, placed one by one as progressive
-    edge growth places a variable (Hu, Eleftheriou, Arnold, IEEE TIT 51, 386 (2005), Alg. 1, on
-    the graph whose nodes are the base rows and whose edges are the degree-2 columns): one end
-    on a row with the fewest such columns, the other on a row as far from it as the graph so
-    far allows, so the base cycles of degree-2 columns are long, and with them the cycles their
-    lift can close whatever the shifts (a closed walk ``C₁C₂C₁⁻¹C₂⁻¹`` round two base cycles
-    that share a row lifts to a cycle of ``2(|C₁| + |C₂|)`` variables for any shifts: the
-    voltages of an abelian group cancel). Row ``r`` takes at most ``room[r]`` columns; ties are
-    broken by the public ``draws``. Raises if the rows have too little room."""
-    room = np.ascontiguousarray(room, np.int64)
-    if 2 * n_two > int(room.sum()):
-        raise ValueError(
-            f"{n_two} degree-2 columns need {2 * n_two} sockets, the rows have {int(room.sum())}"
-        )
-    out = _place_two(int(n_two), room, np.ascontiguousarray(draws, np.int64))
-    if out.shape[0] < n_two:
-        raise ValueError("the base rows have no room left for the degree-2 columns")
-    return out
