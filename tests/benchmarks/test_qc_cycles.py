@@ -65,3 +65,13 @@ def test_the_lightest_word_is_a_codeword_of_h() -> None:
         v = next((int(u) for u in ahead if not word[u]), None)
     assert int(word.sum()) == c.weight
     assert not (h.astype(int) @ word % 2).any()  # a codeword of H
+
+
+def test_exact_summary_agrees_with_the_ring_and_counts_low_degrees() -> None:
+    z = 8
+    # the weight-3 ring (moves sum to 0) and two degree-1 columns
+    text = qc_cycles.exact_summary(ring([(1, 0), (2, 0), (0, 3)], z, extra=2), cap=12)
+    assert text == "girth 3; 3: 3; 2 columns of degree < 2"
+    # an odd move sum: one cycle of 4·Z = 32 variables, beyond the cap
+    text = qc_cycles.exact_summary(ring([(1, 0), (0, 0), (0, 0), (0, 0)], z), cap=12)
+    assert text == "girth ≥12; ≥12: 4; 0 columns of degree < 2"
