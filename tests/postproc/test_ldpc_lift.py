@@ -28,7 +28,7 @@ def random_base(
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
     row_ptr = np.zeros(mb + 1, dtype=np.int64)
     np.cumsum(chk, out=row_ptr[1:])
-    esh = rng.integers(0, z, pairs.shape[0]).astype(np.int64)
+    esh = np.asarray(rng.integers(0, z, size=int(pairs.shape[0])), dtype=np.int64)
     return row_ptr, np.ascontiguousarray(pairs[:, 1]), esh, deg
 
 
