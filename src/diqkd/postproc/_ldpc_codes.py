@@ -303,9 +303,10 @@ GIRTH_TWO = 12
 #: The QC family's bound on cycles of degree-2 variables (format 2,
 #: :mod:`~diqkd.postproc._ldpc_lift`): a repair pass redraws the shifts of degree-2 columns
 #: until every such cycle has at least this many variables, where a shift can do it. Measured at
-#: ``n = 10⁶`` (seeds 201, 202, 205/206): shortest cycles 16–23 at the 5–10 % rungs (47, 56,
-#: 60) but 8–14 at the dense rungs (15, 29, 37; ``n₂ ≈ 1.6–1.8·Mb``), where commutators of short
-#: base cycles no shift opens set the length (:mod:`~diqkd.postproc._ldpc_qc`); construction
+#: ``n = 10⁶`` (seeds 201, 202, 205/206): shortest cycles 16–23 at the 8–10 % rungs (56, 60),
+#: 12–16 at 5 % (47), 8–14 at the dense rungs (15, 29, 37; ``n₂ ≈ 1.6–1.8·Mb``), where
+#: commutators of short base cycles no shift opens set the length
+#: (:mod:`~diqkd.postproc._ldpc_qc`); construction
 #: takes 6–19 s there, under 1 s at 8–10 %.
 QC_GIRTH_TWO = 16
 

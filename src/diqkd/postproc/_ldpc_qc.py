@@ -36,8 +36,8 @@ codes with them needed most of the rescues of Alice's decoding check (5 %: 108 a
 words in 250 frames for seeds 201 and 206, 0–17 for the others) and failed the frames that
 failed at 2 % (seeds 202 and 205: three and one columns of degree 1).
 Format 2 keeps every degree exactly and repairs the shifts. Its shortest cycle of degree-2
-variables is at least 24 at the 5–10 % rungs (no redraw needed once the degrees are right); at
-the dense rungs (``n₂ ≈ 1.7–1.8·Mb``, QBER ≤ 3 %) it is 7–12, because the commutator
+variables (seeds 201, 202, 205/206) is 16–23 at the 8–10 % rungs, 12–16 at 5 %, and 8–14 at
+the dense rungs (``n₂ ≈ 1.6–1.8·Mb``, QBER ≤ 3 %), because the commutator
 ``C₁C₂C₁⁻¹C₂⁻¹`` of two short base cycles that share a row lifts to a cycle of ``2(|C₁| + |C₂|)``
 variables whatever the shifts (the voltages of an abelian group cancel), and no redraw of
 shifts can open it. Placing the degree-2 columns on the base rows first, by progressive edge
@@ -45,7 +45,7 @@ growth (lowest load, then the farthest row), removed those (girth 15–18 there)
 efficiency: at QBER 2 % (seeds 201, 202, the same 75–100 frames) f = 1.054/1.052 against
 1.048/1.044 for format 2 as it is, 1.047/1.045 without the repair, and 1.048/1.046 with a
 placement that draws sockets at random and only keeps base cycles of 4 or more; the repair
-kept the refused words at 1 of 200 frames (3 of 200 for seeds 201, 202 without it).
+kept the refused words at 1 in 200 frames (4 in 200 without it).
 Everything is drawn from a public seed, so both parties rebuild the code bit for bit.
 
 Decoder (:func:`qc_layered_numba`, :func:`qc_layered_numpy`, :class:`QcDecoder`)
