@@ -55,20 +55,16 @@ def _search(  # pragma: no cover - numba
     skip_col: int,
     skip_lane: int,
     z: int,
-    esh: NDArray[np.int64],
-    evb: NDArray[np.int64],
-    edge_row: NDArray[np.int64],
-    mate: NDArray[np.int64],
-    two_ptr: NDArray[np.int64],
-    two_edge: NDArray[np.int64],
-    stamp: NDArray[np.int64],
-    dist: NDArray[np.int64],
-    queue: NDArray[np.int64],
+    graph: tuple[NDArray[np.int64], ...],
+    work: tuple[NDArray[np.int64], ...],
     cur: int,
 ) -> None:
     """Breadth-first search of the lifted degree-2 graph from check ``src`` to ``depth``,
     marking ``stamp = cur`` and ``dist``; it skips column ``skip_col``'s variable lane
-    ``skip_lane``, or the whole column if ``skip_lane < 0``."""
+    ``skip_lane``, or the whole column if ``skip_lane < 0``. ``graph`` is ``(esh, evb, edge_row,
+    mate, two_ptr, two_edge)``, ``work`` is ``(stamp, dist, queue)``."""
+    esh, evb, edge_row, mate, two_ptr, two_edge = graph
+    stamp, dist, queue = work
     stamp[src] = cur
     dist[src] = 0
     head = 0
@@ -142,6 +138,8 @@ def _two_cycles(  # pragma: no cover - numba
     stamp = np.zeros(mb * z, dtype=np.int64)
     dist = np.zeros(mb * z, dtype=np.int64)
     queue = np.empty(mb * z, dtype=np.int64)
+    graph = (esh, evb, edge_row, mate, two_ptr, two_edge)
+    work = (stamp, dist, queue)
     where = np.full(nb, -1, dtype=np.int64)
     lanes = np.empty(z, dtype=np.int64)
     far = np.empty(z, dtype=np.int64)
@@ -158,23 +156,7 @@ def _two_cycles(  # pragma: no cover - numba
         b = edge_row[eb]
         # the shortest cycle through v's variable lane s_a (it joins (a, 0) and (b, s_a − s_b))
         cur += 1
-        _search(
-            a * z,
-            depth,
-            v,
-            esh[ea],
-            z,
-            esh,
-            evb,
-            edge_row,
-            mate,
-            two_ptr,
-            two_edge,
-            stamp,
-            dist,
-            queue,
-            cur,
-        )
+        _search(a * z, depth, v, esh[ea], z, graph, work, cur)
         target = b * z + (esh[ea] - esh[eb]) % z
         length = dist[target] + 1 if stamp[target] == cur else girth
         shortest[v] = length
@@ -183,23 +165,7 @@ def _two_cycles(  # pragma: no cover - numba
         # candidate lanes l' = s_a − s_b: farthest first from (a, 0) without all of v (a cycle
         # through one lane of v has dist + 1 variables), none closing a lifted 4-cycle
         cur += 1
-        _search(
-            a * z,
-            depth,
-            v,
-            -1,
-            z,
-            esh,
-            evb,
-            edge_row,
-            mate,
-            two_ptr,
-            two_edge,
-            stamp,
-            dist,
-            queue,
-            cur,
-        )
+        _search(a * z, depth, v, -1, z, graph, work, cur)
         for e in range(row_ptr[b], row_ptr[b + 1]):
             where[evb[e]] = e
         n = 0
@@ -230,23 +196,7 @@ def _two_cycles(  # pragma: no cover - numba
             esh[ea] = (lanes[i] + esh[eb]) % z
             # exact: the cycles through two or more lanes of v are seen too
             cur += 1
-            _search(
-                a * z,
-                depth,
-                v,
-                esh[ea],
-                z,
-                esh,
-                evb,
-                edge_row,
-                mate,
-                two_ptr,
-                two_edge,
-                stamp,
-                dist,
-                queue,
-                cur,
-            )
+            _search(a * z, depth, v, esh[ea], z, graph, work, cur)
             target = b * z + lanes[i]
             got = dist[target] + 1 if stamp[target] == cur else girth
             if got > best_len:
