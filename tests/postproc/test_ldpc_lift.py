@@ -148,3 +148,11 @@ def test_constructed_lift_meets_the_bound_and_keeps_the_degrees() -> None:
     np.testing.assert_array_equal(np.bincount(s.evb, minlength=nb), var)
     got = brute_shortest(s.row_ptr, s.evb, s.esh, var, z, girth)
     assert got[var == 2].min() >= girth
+
+
+def test_measuring_takes_read_only_shifts() -> None:
+    row_ptr, evb, esh, deg = random_base(2, nb=16, mb=6, z=8, twos=0.6)
+    expected = brute_shortest(row_ptr, evb, esh, deg, 8, 10)
+    esh.flags.writeable = False  # as in a QcStructure
+    got, _, _ = two_cycles(row_ptr, evb, esh, deg, 8, 10)
+    np.testing.assert_array_equal(got, expected)

@@ -143,6 +143,7 @@ def _two_cycles(  # pragma: no cover - numba
     where = np.full(nb, -1, dtype=np.int64)
     lanes = np.empty(z, dtype=np.int64)
     far = np.empty(z, dtype=np.int64)
+    closes = np.zeros(z, dtype=np.bool_)  # lanes that would close a lifted 4-cycle
     shortest = np.full(nb, 0, dtype=np.int64)  # 0: not a degree-2 column
     repaired = 0
     stuck = 0
@@ -168,21 +169,20 @@ def _two_cycles(  # pragma: no cover - numba
         _search(a * z, depth, v, -1, z, graph, work, cur)
         for e in range(row_ptr[b], row_ptr[b + 1]):
             where[evb[e]] = e
+        closes[:] = False
+        for e in range(row_ptr[a], row_ptr[a + 1]):
+            w = evb[e]
+            if w != v and where[w] >= 0:
+                closes[(esh[e] - esh[where[w]]) % z] = True
+        for e in range(row_ptr[b], row_ptr[b + 1]):
+            where[evb[e]] = -1
         n = 0
         for lane in range(z):
-            ok = True
-            for e in range(row_ptr[a], row_ptr[a + 1]):
-                w = evb[e]
-                if w != v and where[w] >= 0 and (esh[e] - esh[where[w]]) % z == lane:
-                    ok = False
-                    break
-            if ok:
+            if not closes[lane]:
                 node = b * z + lane
                 lanes[n] = lane
                 far[n] = dist[node] + 1 if stamp[node] == cur else girth
                 n += 1
-        for e in range(row_ptr[b], row_ptr[b + 1]):
-            where[evb[e]] = -1
         # a public rotation, then farthest first (stable), so ties are drawn at random
         rot = draws[repaired % draws.size] % max(n, 1)
         order = np.argsort(-np.roll(far[:n], -rot), kind="mergesort")
@@ -226,9 +226,10 @@ def two_cycles(
     docstring), counted in variables, ``girth`` standing for "``girth`` or more"; ``0`` for the
     other columns. With ``draws`` (non-negative public random integers, one used per redraw)
     the shifts ``esh`` are repaired in place so that every such cycle has at least ``girth``
-    variables. Returns ``(shortest, repaired, stuck)``: the lengths (as measured before any
-    later redraw, and ``girth`` for a redrawn column), how many columns were redrawn, and how
-    many found no free lane (left as they were)."""
+    variables where a shift can do it. Returns ``(shortest, repaired, stuck)``: the lengths
+    (for a redrawn column, the one its new shift gives, as measured when it was drawn), how many
+    columns got a new shift, and how many still have a cycle shorter than ``girth`` (each keeps
+    the longest its candidates gave)."""
     if girth < 3:
         raise ValueError(f"the girth bound must be at least 3, got {girth}")
     repair = draws is not None
@@ -240,7 +241,7 @@ def two_cycles(
     return _two_cycles(
         np.ascontiguousarray(row_ptr, np.int64),
         np.ascontiguousarray(evb, np.int64),
-        esh if repair else esh.copy(),
+        esh if repair else np.array(esh, dtype=np.int64),  # a writeable copy: numba types it so
         np.ascontiguousarray(col_deg, np.int64),
         int(z),
         int(girth),
