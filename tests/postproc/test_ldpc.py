@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -159,11 +160,41 @@ def test_bad_code_arguments_raise(n: int, k: int, seed: int) -> None:
         "other:n=1000:k=3:seed=0:p=0",
         "pegforest-bsc26:n=1000:k=99:seed=0:p=0",
         "peg-ellab09:n=1000:k=3:seed=0:p=0",  # format-1 codes (degree-2 cap, ascending PEG order)
+        "pegforest-bsc26j-v12:n=1000:k=99:seed=0:p=0",
+        "pegforest-bsc26j-v12:n=1000:k=3:seed=0:p=0:x",
     ],
 )
 def test_bad_code_names_raise(name: str) -> None:
     with pytest.raises(ReconciliationError):
         parse_code_id(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "sent"),
+    [
+        ("pegforest-bsc26j:n=1000:k=3:seed=0:p=0", "no format"),  # before names carried it
+        ("pegforest-bsc26j-v11:n=1000:k=3:seed=0:p=0", "format v11"),
+        ("pegforest-bsc26j-v13:n=1000:k=3:seed=0:p=0", "format v13"),
+        ("qc-bsc26j-v1:n=1000000:k=29:seed=201:p=0", "format v1"),  # degree-1 columns
+        ("qc-bsc26j:n=1000000:k=29:seed=201:p=0", "no format"),
+    ],
+)
+def test_a_code_name_of_another_format_is_refused_by_name(name: str, sent: str) -> None:
+    """The same (n, k, seed) is another matrix in another format: say so, do not decode."""
+    with pytest.raises(ReconciliationError, match=f"has {sent}; this release builds"):
+        parse_code_id(name)
+
+
+def test_a_peer_on_another_code_format_aborts_the_session() -> None:
+    """Bob refuses a syndrome named in another format before building any code."""
+    rng = np.random.default_rng(3)
+    alice_bits = rng.integers(0, 2, 2000, dtype=np.uint8)
+    bob_bits = alice_bits ^ (rng.random(2000) < 0.03).astype(np.uint8)
+    first = LdpcAlice(alice_bits, 0.03).first_message()
+    assert first.code_id.startswith("pegforest-bsc26j-v12:")
+    old = first.code_id.replace("-v12:", "-v11:")
+    with pytest.raises(ProtocolAbort, match="format v11"):
+        LdpcBob(bob_bits, 0.03).handle(dataclasses.replace(first, code_id=old))
 
 
 def test_phi_table_error_is_within_its_bound() -> None:

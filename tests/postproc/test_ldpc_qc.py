@@ -207,7 +207,7 @@ def test_qc_codes_are_named_built_and_cached(
     assert code.m >= ladder(N_KEY, k)[0] and code.n_special == nb * z - N_KEY
     assert code.n_puncturable >= 0.9 * ladder(N_KEY, k)[1]
     name = code.code_id(17)
-    assert name.startswith("qc-bsc26j:") and parse_code_id(name) == (N_KEY, k, 5, 17, "qc")
+    assert name.startswith("qc-bsc26j-v2:") and parse_code_id(name) == (N_KEY, k, 5, 17, "qc")
     [path] = list(tmp_path.iterdir())
     again = build_code.__wrapped__(N_KEY, k, 5, "qc")  # from disk, checked
     np.testing.assert_array_equal(again.check_var, code.check_var)
@@ -222,7 +222,7 @@ def test_qc_codes_are_named_built_and_cached(
     with pytest.raises(ReconciliationError, match="family"):
         build_code(N_KEY, k, 5, "ldpc")  # type: ignore[arg-type]
     with pytest.raises(ReconciliationError):
-        parse_code_id(f"qc-bsc26j:n={QC_MIN_KEY_BITS - 1}:k=3:seed=0:p=0")
+        parse_code_id(f"qc-bsc26j-v2:n={QC_MIN_KEY_BITS - 1}:k=3:seed=0:p=0")
 
 
 @pytest.mark.parametrize(("qber", "start"), [(0.02, "fast"), (0.05, "fast"), (0.03, "efficient")])

@@ -423,7 +423,13 @@ _FORMAT = 12
 _QC_FAMILY = "qc-bsc26j"
 _QC_FORMAT = 2
 _NAMES: dict[CodeFamily, str] = {"random": _FAMILY, "qc": _QC_FAMILY}
-_ID = re.compile(rf"^({_FAMILY}|{_QC_FAMILY}):n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
+_FORMATS: dict[CodeFamily, int] = {"random": _FORMAT, "qc": _QC_FORMAT}
+#: A public code name carries its construction format (``qc-bsc26j-v2:…``): the same
+#: ``(n, k, seed)`` builds a different matrix in another format, so a peer on another release is
+#: told so instead of decoding against a code it does not hold. The version is optional in the
+#: pattern only so that the error can name what the peer sent (a name without one is from a
+#: release before the format was named, and is refused).
+_ID = re.compile(rf"^({_FAMILY}|{_QC_FAMILY})(?:-v(\d+))?:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
 class CodeName(NamedTuple):
@@ -651,8 +657,8 @@ class MotherCode:
 
     def code_id(self, punctured: int) -> str:
         """Public name of this code used with ``punctured`` punctured specials."""
-        name = _NAMES[self.family]
-        return f"{name}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
+        name, version = _NAMES[self.family], _FORMATS[self.family]
+        return f"{name}-v{version}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
 
     def dense(self) -> NDArray[np.uint8]:
         """``H`` as a dense 0/1 array (tests and peers; O(M·N) memory)."""
@@ -696,7 +702,7 @@ def _cache_file(n_key: int, rung: int, seed: int, family: CodeFamily) -> Path | 
     root = os.environ.get(CACHE_ENV, "")
     if not root:
         return None
-    name, version = (_QC_FAMILY, _QC_FORMAT) if family == "qc" else (_FAMILY, _FORMAT)
+    name, version = _NAMES[family], _FORMATS[family]
     return Path(root) / f"{name}-v{version}-n{n_key}-k{rung}-s{seed}.npz"
 
 
@@ -925,15 +931,25 @@ def parse_code_id(code_id: str) -> CodeName:
     Raises
     ------
     ReconciliationError
-        If the name is not of this family or its fields are out of range.
+        If the name is not of these families, is of another construction format than this
+        release builds (the peer runs another release: the same fields would name another
+        matrix), or its fields are out of range.
     """
     match = _ID.fullmatch(code_id)
     if match is None:
         raise ReconciliationError(
-            f"unknown LDPC code name {code_id!r}: expected '{_FAMILY}:n=…:k=…:seed=…:p=…' "
-            f"or '{_QC_FAMILY}:…'"
+            f"unknown LDPC code name {code_id!r}: expected "
+            f"'{_FAMILY}-v{_FORMAT}:n=…:k=…:seed=…:p=…' or '{_QC_FAMILY}-v{_QC_FORMAT}:…'"
         )
     family: CodeFamily = "qc" if match.group(1) == _QC_FAMILY else "random"
-    n_key, rung, seed, punctured = (int(g) for g in match.groups()[1:])
+    version = match.group(2)
+    if version is None or int(version) != _FORMATS[family]:
+        sent = "no format" if version is None else f"format v{int(version)}"
+        raise ReconciliationError(
+            f"LDPC code name {code_id!r} has {sent}; this release builds "
+            f"{_NAMES[family]}-v{_FORMATS[family]}: both parties must run releases with the "
+            "same code format"
+        )
+    n_key, rung, seed, punctured = (int(g) for g in match.groups()[2:])
     _check_args(n_key, rung, seed, family)
     return CodeName(n_key, rung, seed, punctured, family)
