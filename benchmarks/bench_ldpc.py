@@ -53,7 +53,13 @@ from typing import Any
 
 import numpy as np
 
-from diqkd.postproc._ldpc_codes import CACHE_ENV, CODE_FAMILIES, CodeFamily, build_code
+from diqkd.postproc._ldpc_codes import (
+    CACHE_ENV,
+    CODE_FAMILIES,
+    CodeFamily,
+    build_code,
+    family_format,
+)
 from diqkd.postproc._ldpc_kernels import KNOWN_LLR
 from diqkd.postproc.ldpc import (
     LDPC_STARTS,
@@ -402,7 +408,6 @@ def provenance(family: CodeFamily = "random") -> dict[str, Any]:
     """What the frames were decoded with, so that runs can be pooled (``fer_pool.py``): the
     code family and cache format, the wire version of the messages, and the git commit of
     the working tree (``dirty`` when it had uncommitted changes), when there is one."""
-    from diqkd.postproc._ldpc_codes import _FAMILY, _FORMAT, _QC_FAMILY, _QC_FORMAT
     from diqkd.postproc.messages import WIRE_VERSION
 
     commit: str | None = None
@@ -420,7 +425,7 @@ def provenance(family: CodeFamily = "random") -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         pass
     return {
-        "code_family": f"{_QC_FAMILY}-v{_QC_FORMAT}" if family == "qc" else f"{_FAMILY}-v{_FORMAT}",
+        "code_family": family_format(family),
         "wire_version": WIRE_VERSION,
         "git_commit": commit,
         "git_dirty": dirty,

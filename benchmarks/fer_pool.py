@@ -16,7 +16,10 @@ with the most frames counts, and the duplicates are reported.
 Per cell it prints the frames, the frame-weighted mean f and the largest f, the final failures
 (frames unconverged or wrong after every blind step: what verification would reject) and
 the one-sided 95 % Clopper–Pearson upper bound on the FER (Clopper, Pearson, Biometrika 26,
-404 (1934)); ``verified`` when that bound is at most ``--target`` (default 10⁻³).
+404 (1934)); ``verified`` when that bound is at most ``--target`` (default 10⁻³). A cell
+of a code family or format that this release no longer builds (``qc-bsc26j-v1`` after
+format 2) is marked ``(not built now)``: its evidence is history, not a claim about the
+codes a user gets; ``--current`` leaves such cells out.
 
 Run::
 
@@ -33,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_ldpc import fer_upper
+from diqkd.postproc._ldpc_codes import CODE_FAMILIES, family_format
+
+#: The families and formats this release builds (``code_family`` of a run made with it).
+CURRENT_FAMILIES = frozenset(family_format(f) for f in CODE_FAMILIES)
 
 #: The settings that must agree for two rows to count as the same experiment.
 KEY_FIELDS = (
@@ -105,6 +112,7 @@ def pool(rows: list[dict[str, Any]], same_commit: bool) -> list[dict[str, Any]]:
                 "seeds": sorted(by_seed),
                 "commits": sorted({str(r.get("git_commit"))[:12] for r in runs}),
                 "duplicates": duplicates.get(key, []),
+                "current": key[KEY_FIELDS.index("code_family")] in CURRENT_FAMILIES,
             }
         )
     return out
@@ -115,9 +123,14 @@ def main() -> None:
     parser.add_argument("files", nargs="+", help="bench_ldpc.py --json outputs")
     parser.add_argument("--target", type=float, default=1e-3, help="FER to verify (95 %%)")
     parser.add_argument("--same-commit", action="store_true", help="pool one commit at a time")
+    parser.add_argument(
+        "--current", action="store_true", help="only the code families this release builds"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cells = pool(load(args.files), args.same_commit)
+    if args.current:
+        cells = [c for c in cells if c["current"]]
     if args.json:
         print(json.dumps(cells, indent=2))
         return
@@ -132,6 +145,7 @@ def main() -> None:
             f"{c['fer_upper95']:9.1e} {verdict:>12} {c['f_mean']:6.4f} {c['f_max']:6.4f} "
             f"{c['check_refused_words']:3d} {c['iterations_mean']:5.0f}  "
             f"{','.join(map(str, c['seeds']))}; {','.join(c['commits'])}; {c['code_family']}"
+            + ("" if c["current"] else " (not built now)")
         )
         for d in c["duplicates"]:
             print(f"    duplicate (counted once): {d}", file=sys.stderr)

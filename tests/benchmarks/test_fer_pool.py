@@ -72,3 +72,28 @@ def test_frames_needed_for_a_bound_of_one_in_a_thousand() -> None:
     # one failure: more frames (the bound with k = 1 is the 95 % quantile of Beta(2, N − 1))
     one = int(fer_pool.need({"frames": 1000, "failures": 1}, args)[1:])
     assert fer_pool.fer_upper(1, 1000 + one) <= 1e-3 < fer_pool.fer_upper(1, 999 + one)
+
+
+def test_cells_of_a_format_this_release_does_not_build_are_marked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diqkd.postproc._ldpc_codes import family_format
+
+    files = [
+        _run(tmp_path, "now.json", 1, 100, code_family=family_format("qc")),
+        _run(tmp_path, "old.json", 1, 100, code_family="qc-bsc26j-v1"),  # format 1, replaced
+    ]
+    cells = fer_pool.pool(fer_pool.load(files), same_commit=False)
+    assert sorted((c["code_family"], c["current"]) for c in cells) == [
+        ("qc-bsc26j-v1", False),
+        (family_format("qc"), True),
+    ]
+    monkeypatch.setattr(sys, "argv", ["fer_pool.py", *files])
+    fer_pool.main()
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.endswith("(not built now)") for line in lines].count(True) == 1
+    assert any(line.endswith("qc-bsc26j-v1 (not built now)") for line in lines)
+    monkeypatch.setattr(sys, "argv", ["fer_pool.py", "--current", *files])
+    fer_pool.main()
+    [line] = capsys.readouterr().out.splitlines()[1:]
+    assert line.endswith(family_format("qc"))

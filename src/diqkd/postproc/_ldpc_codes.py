@@ -143,6 +143,7 @@ __all__ = [
     "build_code",
     "check_degrees",
     "distribution",
+    "family_format",
     "is_forest",
     "ladder",
     "parse_code_id",
@@ -432,6 +433,12 @@ _FORMATS: dict[CodeFamily, int] = {"random": _FORMAT, "qc": _QC_FORMAT}
 _ID = re.compile(rf"^({_FAMILY}|{_QC_FAMILY})(?:-v(\d+))?:n=(\d+):k=(\d+):seed=(\d+):p=(\d+)$")
 
 
+def family_format(family: CodeFamily) -> str:
+    """The family and construction format this release builds, as code names and the cache
+    carry them: ``"qc-bsc26j-v2"``, ``"pegforest-bsc26j-v12"``."""
+    return f"{_NAMES[family]}-v{_FORMATS[family]}"
+
+
 class CodeName(NamedTuple):
     """The fields of a public code name (:meth:`MotherCode.code_id`)."""
 
@@ -657,8 +664,8 @@ class MotherCode:
 
     def code_id(self, punctured: int) -> str:
         """Public name of this code used with ``punctured`` punctured specials."""
-        name, version = _NAMES[self.family], _FORMATS[self.family]
-        return f"{name}-v{version}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
+        name = family_format(self.family)
+        return f"{name}:n={self.n_key}:k={self.rung}:seed={self.seed}:p={punctured}"
 
     def dense(self) -> NDArray[np.uint8]:
         """``H`` as a dense 0/1 array (tests and peers; O(M·N) memory)."""
@@ -702,8 +709,7 @@ def _cache_file(n_key: int, rung: int, seed: int, family: CodeFamily) -> Path | 
     root = os.environ.get(CACHE_ENV, "")
     if not root:
         return None
-    name, version = _NAMES[family], _FORMATS[family]
-    return Path(root) / f"{name}-v{version}-n{n_key}-k{rung}-s{seed}.npz"
+    return Path(root) / f"{family_format(family)}-n{n_key}-k{rung}-s{seed}.npz"
 
 
 def qc_dimensions(n_key: int, rung: int) -> tuple[int, int, int]:
@@ -947,7 +953,7 @@ def parse_code_id(code_id: str) -> CodeName:
         sent = "no format" if version is None else f"format v{int(version)}"
         raise ReconciliationError(
             f"LDPC code name {code_id!r} has {sent}; this release builds "
-            f"{_NAMES[family]}-v{_FORMATS[family]}: both parties must run releases with the "
+            f"{family_format(family)}: both parties must run releases with the "
             "same code format"
         )
     n_key, rung, seed, punctured = (int(g) for g in match.groups()[2:])
