@@ -247,7 +247,8 @@ def default_efficiency(
 
     Both code families share the degree distributions, so the same ``f₀`` serves both
     (measured at 10⁶: the QC codes end near the random codes' ``f`` at QBER 1–10 %, and at
-    1.031–1.050 over 3000 frames at 5–10 %; benchmarks/README.md, "FER verified at 10⁶").
+    1.030–1.069 over 3000 frames per cell at 1, 2, 5, 8 and 10 %; benchmarks/README.md, "Every
+    10⁶ cell on the codes of today").
     With ``start="fast"`` it is ``max(``:data:`FAST_START_EFFICIENCY`,
     ``f₀ + ``:data:`FAST_START_ABOVE```)``: the throughput point, whose first syndrome sits
     well above the threshold so that frames decode at once in few iterations.
