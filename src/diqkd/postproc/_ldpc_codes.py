@@ -945,7 +945,7 @@ def parse_code_id(code_id: str) -> CodeName:
     if match is None:
         raise ReconciliationError(
             f"unknown LDPC code name {code_id!r}: expected "
-            f"'{_FAMILY}-v{_FORMAT}:n=…:k=…:seed=…:p=…' or '{_QC_FAMILY}-v{_QC_FORMAT}:…'"
+            f"'{family_format('random')}:n=…:k=…:seed=…:p=…' or '{family_format('qc')}:…'"
         )
     family: CodeFamily = "qc" if match.group(1) == _QC_FAMILY else "random"
     version = match.group(2)
